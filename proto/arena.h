@@ -22,7 +22,7 @@ static inline void *proto_alloc(const proto_alloc_t *a, size_t size)
 typedef struct proto_arena_chunk proto_arena_chunk_t;
 typedef struct proto_arena {
     proto_arena_chunk_t *chunks;
-    size_t used;  /* bytes handed out, counted against max */
+    size_t used; /* bytes handed out, counted against max */
     size_t max;
 } proto_arena_t;
 

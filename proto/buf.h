@@ -9,10 +9,10 @@
 
 typedef struct proto_buf {
     unsigned char *data;
-    size_t off;   /* first unconsumed byte */
-    size_t len;   /* bytes held, from data[0]; unconsumed are data[off..len) */
-    size_t cap;   /* bytes allocated */
-    size_t max;   /* never hold more than this many unconsumed bytes */
+    size_t off; /* first unconsumed byte */
+    size_t len; /* bytes held, from data[0]; unconsumed are data[off..len) */
+    size_t cap; /* bytes allocated */
+    size_t max; /* never hold more than this many unconsumed bytes */
     int sensitive;
 } proto_buf_t;
 

@@ -69,7 +69,7 @@ typedef struct proto_json_options {
 
 typedef struct proto_json_error {
     proto_json_status_e status;
-    size_t offset;    /* byte offset where reading stopped */
+    size_t offset; /* byte offset where reading stopped */
     char message[160];
 } proto_json_error_t;
 

@@ -6,6 +6,7 @@
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,9 @@ typedef struct json_reader {
     size_t depth;
     json_frame_t stack[JSON_DEPTH_HARD_MAX];
     proto_json_t *root;
-    proto_json_status_e status; /* why a callback cancelled */
+    proto_json_status_e status;          /* why a callback cancelled */
+    struct json_yajl_fallback *fallback; /* yajl blocks the allocator refused (see below) */
+    int yajl_oom;
 } json_reader_t;
 
 static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
@@ -63,6 +66,10 @@ static int reader_fail(json_reader_t *r, proto_json_status_e st)
 
 static proto_json_t *node_new(json_reader_t *r, proto_json_type_e type)
 {
+    if (r->yajl_oom) {
+        r->status = PROTO_JSON_NO_MEMORY; /* the allocator is out: stop at the next value */
+        return NULL;
+    }
     if (++r->values > r->max_values) {
         r->status = PROTO_JSON_TOO_MANY_VALUES;
         return NULL;
@@ -143,6 +150,28 @@ static int cb_boolean(void *ctx, int v)
     return reader_attach(r, n);
 }
 
+/* Integers of up to 15 digits (every NumericDate) are exact in a double: converted here without
+ * strtod, which costs as much as the rest of a claim on the request path. Returns 0 for anything
+ * else (fractions, exponents, long integers), which strtod then reads. */
+#define JSON_SMALL_INTEGER_DIGITS 15u
+
+static int number_small_integer(const char *s, size_t len, double *out)
+{
+    size_t i = len && s[0] == '-' ? 1 : 0;
+    if (len - i == 0 || len - i > JSON_SMALL_INTEGER_DIGITS) {
+        return 0;
+    }
+    long long v = 0;
+    for (size_t k = i; k < len; k++) {
+        if (s[k] < '0' || s[k] > '9') {
+            return 0;
+        }
+        v = v * 10 + (s[k] - '0');
+    }
+    *out = (double)(i ? -v : v);
+    return 1;
+}
+
 static int cb_number(void *ctx, const char *s, size_t len)
 {
     json_reader_t *r = ctx;
@@ -150,15 +179,18 @@ static int cb_number(void *ctx, const char *s, size_t len)
     if (n == NULL || !str_copy(r, (const unsigned char *)s, len, &n->u.number.text)) {
         return 0;
     }
-    pthread_once(&c_locale_once, c_locale_make);
-    /* yajl guarantees the RFC 8259 number grammar, so strtod reads it whole; the C locale keeps
-     * '.' the decimal point whatever the embedding program set. */
-    double v = c_locale ? strtod_l(n->u.number.text.ptr, NULL, c_locale)
-                        : strtod(n->u.number.text.ptr, NULL);
+    double v;
+    if (!number_small_integer(s, len, &v)) {
+        pthread_once(&c_locale_once, c_locale_make);
+        /* yajl guarantees the RFC 8259 number grammar, so strtod reads it whole; the C locale
+         * keeps '.' the decimal point whatever the embedding program set. */
+        v = c_locale ? strtod_l(n->u.number.text.ptr, NULL, c_locale)
+                     : strtod(n->u.number.text.ptr, NULL);
+    }
     n->u.number.value = v;
     n->u.number.is_finite = isfinite(v) ? 1 : 0;
-    n->u.number.is_integer = memchr(s, '.', len) == NULL && memchr(s, 'e', len) == NULL &&
-                             memchr(s, 'E', len) == NULL;
+    n->u.number.is_integer =
+        memchr(s, '.', len) == NULL && memchr(s, 'e', len) == NULL && memchr(s, 'E', len) == NULL;
     return reader_attach(r, n);
 }
 
@@ -249,7 +281,8 @@ static int end_map(void *ctx)
     json_frame_t *f = &r->stack[r->depth - 1];
     proto_json_t *n = f->node;
     n->u.object.count = f->count;
-    n->u.object.members = proto_alloc(r->alloc, (f->count ? f->count : 1) * sizeof(proto_json_member_t));
+    n->u.object.members =
+        proto_alloc(r->alloc, (f->count ? f->count : 1) * sizeof(proto_json_member_t));
     if (n->u.object.members == NULL) {
         return reader_fail(r, PROTO_JSON_NO_MEMORY);
     }
@@ -285,9 +318,74 @@ static int end_array(void *ctx)
     return reader_attach(r, n);
 }
 
+/* yajl's own memory (handle, lexer buffer, state stack) comes from the caller's allocator too:
+ * it lives exactly as long as the parse, so the pool or arena takes it back with the values, and
+ * the request path makes no malloc/free pairs per document. A size header lets realloc copy.
+ * yajl does not check its allocator for NULL, so when the caller's allocator says no (its cap),
+ * the block comes from malloc instead, is freed when the parse ends, and the parse fails with
+ * PROTO_JSON_NO_MEMORY: the cap holds for the result, and yajl never sees NULL. */
+#define JSON_YAJL_HEADER_BYTES 16u
+
+typedef struct json_yajl_fallback {
+    struct json_yajl_fallback *next;
+    size_t size;
+} json_yajl_fallback_t;
+
+static void *reader_yajl_malloc(void *ctx, size_t size)
+{
+    json_reader_t *r = ctx;
+    if (size > SIZE_MAX - JSON_YAJL_HEADER_BYTES - sizeof(json_yajl_fallback_t)) {
+        abort(); /* yajl asks for sizes bounded by the input; this cannot be reached */
+    }
+    unsigned char *p = proto_alloc(r->alloc, size + JSON_YAJL_HEADER_BYTES);
+    if (p == NULL) {
+        json_yajl_fallback_t *f = malloc(sizeof(*f) + JSON_YAJL_HEADER_BYTES + size);
+        if (f == NULL) {
+            abort(); /* as libc-malloc users of yajl do: it would dereference NULL */
+        }
+        f->next = r->fallback;
+        f->size = size;
+        r->fallback = f;
+        r->yajl_oom = 1;
+        p = (unsigned char *)(f + 1);
+    }
+    memcpy(p, &size, sizeof(size));
+    return p + JSON_YAJL_HEADER_BYTES;
+}
+
+static void *reader_yajl_realloc(void *ctx, void *ptr, size_t size)
+{
+    if (ptr == NULL) {
+        return reader_yajl_malloc(ctx, size);
+    }
+    size_t old;
+    memcpy(&old, (unsigned char *)ptr - JSON_YAJL_HEADER_BYTES, sizeof(old));
+    if (size <= old) {
+        return ptr;
+    }
+    void *n = reader_yajl_malloc(ctx, size);
+    memcpy(n, ptr, old);
+    return n;
+}
+
+static void reader_yajl_free(void *ctx, void *ptr)
+{
+    (void)ctx;
+    (void)ptr; /* returned with the allocator (or at the end of the parse, for fallbacks) */
+}
+
+static void reader_fallback_free(json_reader_t *r)
+{
+    while (r->fallback) {
+        json_yajl_fallback_t *next = r->fallback->next;
+        free(r->fallback);
+        r->fallback = next;
+    }
+}
+
 static const yajl_callbacks reader_callbacks = {
-    cb_null, cb_boolean, NULL, NULL, cb_number, cb_string,
-    start_map, map_key, end_map, start_array, end_array,
+    cb_null,   cb_boolean, NULL,    NULL,        cb_number, cb_string,
+    start_map, map_key,    end_map, start_array, end_array,
 };
 
 static void error_set(proto_json_error_t *err, proto_json_status_e st, size_t offset,
@@ -302,8 +400,7 @@ static void error_set(proto_json_error_t *err, proto_json_status_e st, size_t of
 }
 
 /* yajl's message names the problem; its verbose form quotes input, which may be secret. */
-static void error_from_yajl(json_reader_t *r, const char *text, size_t len,
-                            proto_json_error_t *err)
+static void error_from_yajl(json_reader_t *r, const char *text, size_t len, proto_json_error_t *err)
 {
     unsigned char *msg = yajl_get_error(r->yajl, 0, (const unsigned char *)text, len);
     const char *m = msg ? (const char *)msg : "parse error";
@@ -331,7 +428,8 @@ proto_json_status_e proto_json_read(const char *text, size_t len, const proto_js
     r.max_values = opt && opt->max_values ? opt->max_values : JSON_MAX_NODES;
     *out = NULL;
 
-    r.yajl = yajl_alloc(&reader_callbacks, NULL, &r);
+    yajl_alloc_funcs funcs = {reader_yajl_malloc, reader_yajl_realloc, reader_yajl_free, &r};
+    r.yajl = yajl_alloc(&reader_callbacks, &funcs, &r);
     if (r.yajl == NULL) {
         error_set(err, PROTO_JSON_NO_MEMORY, 0, "out of memory");
         return PROTO_JSON_NO_MEMORY;
@@ -339,8 +437,12 @@ proto_json_status_e proto_json_read(const char *text, size_t len, const proto_js
     yajl_config(r.yajl, yajl_allow_comments, opt && opt->allow_comments ? 1 : 0);
 
     yajl_status ys = yajl_parse(r.yajl, (const unsigned char *)text, len);
+    int at_end = 0;
     if (ys == yajl_status_ok) {
+        /* Errors found here (an unfinished document) are at the end of the text; yajl's byte
+         * count no longer points into it after this call. */
         ys = yajl_complete_parse(r.yajl);
+        at_end = 1;
     }
     proto_json_status_e st = PROTO_JSON_OK;
     if (ys == yajl_status_client_canceled) {
@@ -356,11 +458,19 @@ proto_json_status_e proto_json_read(const char *text, size_t len, const proto_js
     } else if (ys != yajl_status_ok) {
         st = PROTO_JSON_SYNTAX;
         error_from_yajl(&r, text, len, err);
+        if (at_end && err) {
+            err->offset = len;
+        }
     } else if (r.root == NULL) {
         st = PROTO_JSON_SYNTAX;
         error_set(err, st, len, "no value");
     }
     yajl_free(r.yajl);
+    if (r.yajl_oom) {
+        st = PROTO_JSON_NO_MEMORY;
+        error_set(err, st, len, "out of memory");
+    }
+    reader_fallback_free(&r);
     if (st == PROTO_JSON_OK) {
         *out = r.root;
     }

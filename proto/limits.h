@@ -20,6 +20,9 @@
 #define JOSE_MAX_TOKEN_BYTES_DEFAULT 16384u
 /* No config may raise the token cap past this (it must also fit in a frame). */
 #define JOSE_MAX_TOKEN_BYTES_CEILING (256u * 1024u)
+/* Longest Authorization value a client sends: the largest token any config accepts plus scheme
+ * and spaces; longer is UNAUTHORIZED token_too_large without a round trip to the daemon. */
+#define PROTO_MAX_AUTHORIZATION_BYTES (JOSE_MAX_TOKEN_BYTES_CEILING + 64u)
 /* A protected header is a handful of members; 8 KiB decoded is generous. */
 #define JOSE_MAX_HEADER_BYTES 8192u
 /* Compact JWS has exactly three parts (RFC 7515 §7.1); JWE's five are refused. */
@@ -27,7 +30,8 @@
 /* Largest signature: RSA-8192 is 1024 bytes; ES512 is 132. */
 #define JOSE_MAX_SIGNATURE_BYTES 1024u
 
-/* --- JSON (tokens, key sets, frames, config) --------------------------------------------------- */
+/* --- JSON (tokens, key sets, frames, config) ---------------------------------------------------
+ */
 /* Legitimate documents here nest at most 5 deep; 32 leaves room and stops stack games. */
 #define JSON_MAX_DEPTH 32u
 /* Values in one document: caps the work and memory a hostile document can cost. */
@@ -35,7 +39,8 @@
 /* A member name longer than this is not a claim, key parameter or config key anyone uses. */
 #define JSON_MAX_KEY_BYTES 1024u
 
-/* --- keys (RFC 7517) ----------------------------------------------------------------------------- */
+/* --- keys (RFC 7517) -----------------------------------------------------------------------------
+ */
 /* A key set document: big IdPs publish ~10 keys (~20 KiB with x5c); 1 MiB is ample. */
 #define JWKS_MAX_BYTES (1024u * 1024u)
 /* Keys kept per set: every kid-less token may try each one, so this bounds per-token work. */
@@ -49,11 +54,13 @@
 /* A kid is a lookup string; anything longer is hostile. */
 #define JWK_MAX_KID_BYTES 256u
 
-/* --- discovery --------------------------------------------------------------------------------- */
+/* --- discovery ---------------------------------------------------------------------------------
+ */
 /* An OpenID configuration document is a few KiB. */
 #define DISCOVERY_MAX_BYTES (256u * 1024u)
 
-/* --- config -------------------------------------------------------------------------------------- */
+/* --- config --------------------------------------------------------------------------------------
+ */
 /* A config file is a few KiB; a megabyte means something is wrong. */
 #define CONF_MAX_BYTES (1024u * 1024u)
 

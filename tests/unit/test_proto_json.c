@@ -77,8 +77,7 @@ TEST(json_value_limit_refuses_huge_arrays)
     proto_json_error_t err;
     proto_json_t *v;
     CHECK(proto_json_read("[1,2,3,4]", 9, &opt, &alloc, &v, &err) == PROTO_JSON_OK);
-    CHECK(proto_json_read("[1,2,3,4,5]", 11, &opt, &alloc, &v, &err) ==
-          PROTO_JSON_TOO_MANY_VALUES);
+    CHECK(proto_json_read("[1,2,3,4,5]", 11, &opt, &alloc, &v, &err) == PROTO_JSON_TOO_MANY_VALUES);
 }
 
 TEST(json_comments_only_when_allowed)

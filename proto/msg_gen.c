@@ -1,0 +1,432 @@
+/* The framed yajl_gen writer (see msg_gen.h) and the UTF-8 checks every encoded string goes
+ * through. yajl prints through writer_print() straight into the frame, bounded by the body cap.
+ * Nothing here knows a message's shape; that is msg_request.c, msg_admin.c and msg_reply.c. */
+#include "msg_gen.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* U+FFFD REPLACEMENT CHARACTER, written for each byte that is not part of a UTF-8 sequence. */
+static const char utf8_replacement[] = "\xEF\xBF\xBD";
+
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629 §4 syntax), or 0 if there is none. */
+static size_t utf8_seq_len(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t n;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) {
+            lo = 0xA0; /* no overlongs */
+        } else if (c == 0xED) {
+            hi = 0x9F; /* no surrogates */
+        }
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) {
+            lo = 0x90; /* no overlongs */
+        } else if (c == 0xF4) {
+            hi = 0x8F; /* nothing past U+10FFFF */
+        }
+    } else {
+        return 0;
+    }
+    if (avail < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xBF) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+int proto_msg_utf8_valid(proto_str_t s)
+{
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    size_t i = 0;
+    while (i < s.len) {
+        size_t n = utf8_seq_len(p + i, s.len - i);
+        if (n == 0) {
+            return 0;
+        }
+        i += n;
+    }
+    return 1;
+}
+
+static int writer_fail(proto_msg_writer_t *w, proto_msg_status_e st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int writer_fail(proto_msg_writer_t *w, proto_msg_status_e st, const char *fmt, ...)
+{
+    if (w->failed == PROTO_MSG_OK) {
+        va_list ap;
+        w->failed = st;
+        va_start(ap, fmt);
+        vsnprintf(w->failed_what, sizeof(w->failed_what), fmt, ap);
+        va_end(ap);
+    }
+    return 0;
+}
+
+static proto_msg_status_e msg_status_from_buf(proto_buf_status_e st)
+{
+    return st == PROTO_BUF_TOO_LARGE ? PROTO_MSG_ERR_TOO_LARGE : PROTO_MSG_ERR_NO_MEMORY;
+}
+
+static void writer_print(void *ctx, const char *s, size_t len)
+{
+    proto_msg_writer_t *w = ctx;
+    if (w->failed != PROTO_MSG_OK) {
+        return;
+    }
+    if (len > w->max - w->written) {
+        writer_fail(w, PROTO_MSG_ERR_TOO_LARGE, "message longer than %zu bytes", w->max);
+        return;
+    }
+    proto_buf_status_e st = proto_buf_append(w->out, s, len);
+    if (st != PROTO_BUF_OK) {
+        writer_fail(w, msg_status_from_buf(st), "%s",
+                    st == PROTO_BUF_TOO_LARGE ? "output buffer full" : "out of memory");
+        return;
+    }
+    w->written += len;
+}
+
+static proto_msg_status_e writer_init(proto_msg_writer_t *w, proto_buf_t *out, size_t max)
+{
+    memset(w, 0, sizeof(*w));
+    w->out = out;
+    w->max = max;
+    w->member = "";
+    proto_buf_init(&w->scratch, max, 1);
+    w->gen = yajl_gen_alloc(NULL);
+    if (w->gen == NULL) {
+        return PROTO_MSG_ERR_NO_MEMORY;
+    }
+    yajl_gen_config(w->gen, yajl_gen_print_callback, writer_print, w);
+    /* Belt and braces: strings are checked (or repaired) before they reach yajl. */
+    yajl_gen_config(w->gen, yajl_gen_validate_utf8, 1);
+    return PROTO_MSG_OK;
+}
+
+proto_msg_status_e proto_msg_writer_begin(proto_msg_writer_t *w, proto_buf_t *out, size_t max)
+{
+    if (max > PROTO_MAX_FRAME_BYTES_CEILING) {
+        max = PROTO_MAX_FRAME_BYTES_CEILING;
+    }
+    proto_msg_status_e st = writer_init(w, out, max);
+    if (st != PROTO_MSG_OK) {
+        return st;
+    }
+    w->framed = 1;
+    proto_frame_status_e fs = proto_frame_begin(out, &w->mark);
+    if (fs != PROTO_FRAME_READY) {
+        yajl_gen_free(w->gen);
+        w->gen = NULL;
+        return fs == PROTO_FRAME_ERR_TOO_LARGE ? PROTO_MSG_ERR_TOO_LARGE : PROTO_MSG_ERR_NO_MEMORY;
+    }
+    return PROTO_MSG_OK;
+}
+
+static void error_set(proto_msg_error_t *err, proto_msg_status_e st, const char *msg)
+{
+    if (err) {
+        err->status = st;
+        snprintf(err->message, sizeof(err->message), "%s", msg);
+    }
+}
+
+proto_msg_status_e proto_msg_writer_end(proto_msg_writer_t *w, proto_msg_error_t *err)
+{
+    proto_msg_status_e st = w->failed;
+
+    if (w->gen) {
+        yajl_gen_free(w->gen);
+        w->gen = NULL;
+    }
+    proto_buf_free(&w->scratch);
+    if (st == PROTO_MSG_OK && w->framed) {
+        proto_frame_status_e fs = proto_frame_end(w->out, &w->mark, w->max);
+        if (fs != PROTO_FRAME_READY) {
+            st = fs == PROTO_FRAME_ERR_EMPTY ? PROTO_MSG_ERR_VALUE : PROTO_MSG_ERR_TOO_LARGE;
+            writer_fail(w, st, "frame: %s", proto_frame_status_name(fs));
+        }
+    }
+    if (st != PROTO_MSG_OK) {
+        if (w->framed) {
+            proto_frame_abandon(w->out, &w->mark);
+        }
+        error_set(err, st, w->failed_what);
+        return st;
+    }
+    error_set(err, PROTO_MSG_OK, "");
+    return PROTO_MSG_OK;
+}
+
+/* yajl only fails here on a misuse (a key that is not a string, writing past the root) or a
+ * string we let through unchecked; either way the message is not sent. */
+static int writer_check(proto_msg_writer_t *w, yajl_gen_status gs)
+{
+    if (w->failed != PROTO_MSG_OK) {
+        return 0;
+    }
+    if (gs != yajl_gen_status_ok) {
+        return writer_fail(w, PROTO_MSG_ERR_VALUE, "\"%s\": JSON generator refused it (%d)",
+                           w->member, (int)gs);
+    }
+    return 1;
+}
+
+int proto_msg_gen_map_open(proto_msg_writer_t *w)
+{
+    return w->failed == PROTO_MSG_OK && writer_check(w, yajl_gen_map_open(w->gen));
+}
+
+int proto_msg_gen_map_close(proto_msg_writer_t *w)
+{
+    return w->failed == PROTO_MSG_OK && writer_check(w, yajl_gen_map_close(w->gen));
+}
+
+int proto_msg_gen_array_open(proto_msg_writer_t *w)
+{
+    return w->failed == PROTO_MSG_OK && writer_check(w, yajl_gen_array_open(w->gen));
+}
+
+int proto_msg_gen_array_close(proto_msg_writer_t *w)
+{
+    return w->failed == PROTO_MSG_OK && writer_check(w, yajl_gen_array_close(w->gen));
+}
+
+static int gen_bytes(proto_msg_writer_t *w, const void *p, size_t len)
+{
+    return writer_check(w, yajl_gen_string(w->gen, len ? p : (const void *)"", len));
+}
+
+int proto_msg_gen_key(proto_msg_writer_t *w, const char *literal)
+{
+    if (w->failed != PROTO_MSG_OK) {
+        return 0;
+    }
+    w->member = literal;
+    return gen_bytes(w, literal, strlen(literal));
+}
+
+int proto_msg_gen_str(proto_msg_writer_t *w, proto_str_t s)
+{
+    if (w->failed != PROTO_MSG_OK) {
+        return 0;
+    }
+    if (proto_str_has_nul(s) || !proto_msg_utf8_valid(s)) {
+        return writer_fail(w, PROTO_MSG_ERR_VALUE, "\"%s\": not UTF-8, or holds a NUL byte",
+                           w->member);
+    }
+    return gen_bytes(w, s.ptr, s.len);
+}
+
+/* Appends s to the scratch buffer with every byte outside a UTF-8 sequence replaced. */
+static int scratch_append_repaired(proto_msg_writer_t *w, proto_str_t s)
+{
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    size_t i = 0;
+
+    while (i < s.len) {
+        size_t run = 0, n;
+        while (i + run < s.len && (n = utf8_seq_len(p + i + run, s.len - i - run)) != 0) {
+            run += n;
+        }
+        proto_buf_status_e st = proto_buf_append(&w->scratch, p + i, run);
+        if (st == PROTO_BUF_OK && i + run < s.len) {
+            st = proto_buf_append(&w->scratch, utf8_replacement, sizeof(utf8_replacement) - 1);
+            run++;
+        }
+        if (st != PROTO_BUF_OK) {
+            return writer_fail(w, msg_status_from_buf(st), "\"%s\": value too large", w->member);
+        }
+        i += run;
+    }
+    return 1;
+}
+
+static int gen_scratch(proto_msg_writer_t *w)
+{
+    int ok = gen_bytes(w, proto_buf_ptr(&w->scratch), proto_buf_used(&w->scratch));
+    proto_buf_reset(&w->scratch);
+    return ok;
+}
+
+int proto_msg_gen_text(proto_msg_writer_t *w, proto_str_t s)
+{
+    if (w->failed != PROTO_MSG_OK) {
+        return 0;
+    }
+    if (proto_msg_utf8_valid(s)) {
+        return gen_bytes(w, s.ptr, s.len);
+    }
+    proto_buf_reset(&w->scratch);
+    return scratch_append_repaired(w, s) && gen_scratch(w);
+}
+
+static int pair_name_eq(proto_str_t a, proto_str_t b, int fold_case)
+{
+    if (a.len != b.len) {
+        return 0;
+    }
+    if (!fold_case) {
+        return proto_str_eq(a, b);
+    }
+    for (size_t i = 0; i < a.len; i++) {
+        unsigned char x = (unsigned char)a.ptr[i], y = (unsigned char)b.ptr[i];
+        if (x >= 'A' && x <= 'Z') {
+            x = (unsigned char)(x - 'A' + 'a');
+        }
+        if (y >= 'A' && y <= 'Z') {
+            y = (unsigned char)(y - 'A' + 'a');
+        }
+        if (x != y) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int proto_msg_gen_pairs_joined(proto_msg_writer_t *w, const proto_pair_t *pairs, size_t count,
+                               int how)
+{
+    int fold = how == PROTO_MSG_PAIRS_HTTP;
+    const char *member = w->member;
+
+    if (!proto_msg_gen_map_open(w)) {
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) {
+            seen = pair_name_eq(pairs[j].name, pairs[i].name, fold);
+        }
+        if (seen) {
+            continue; /* joined into the first one already */
+        }
+        proto_str_t sep = PROTO_STR_LIT(",");
+        if (fold) {
+            sep = pair_name_eq(pairs[i].name, PROTO_STR_LIT("cookie"), 1) ? PROTO_STR_LIT("; ")
+                                                                          : PROTO_STR_LIT(", ");
+        }
+        w->member = member;
+        if (!proto_msg_gen_text(w, pairs[i].name)) {
+            return 0;
+        }
+        proto_buf_reset(&w->scratch);
+        if (!scratch_append_repaired(w, pairs[i].value)) {
+            return 0;
+        }
+        for (size_t k = i + 1; k < count; k++) {
+            if (pair_name_eq(pairs[k].name, pairs[i].name, fold) &&
+                (!scratch_append_repaired(w, sep) || !scratch_append_repaired(w, pairs[k].value))) {
+                return 0;
+            }
+        }
+        if (!gen_scratch(w)) {
+            return 0;
+        }
+    }
+    return proto_msg_gen_map_close(w);
+}
+
+int proto_msg_gen_int(proto_msg_writer_t *w, long long v)
+{
+    return w->failed == PROTO_MSG_OK && writer_check(w, yajl_gen_integer(w->gen, v));
+}
+
+int proto_msg_gen_bool(proto_msg_writer_t *w, int v)
+{
+    return w->failed == PROTO_MSG_OK && writer_check(w, yajl_gen_bool(w->gen, v ? 1 : 0));
+}
+
+int proto_msg_gen_json(proto_msg_writer_t *w, const proto_json_t *v)
+{
+    if (w->failed != PROTO_MSG_OK) {
+        return 0;
+    }
+    switch (v->type) {
+    case PROTO_JSON_NULL:
+        return writer_check(w, yajl_gen_null(w->gen));
+    case PROTO_JSON_BOOL:
+        return proto_msg_gen_bool(w, v->u.boolean);
+    case PROTO_JSON_NUMBER:
+        /* The text as read: yajl_gen_number writes it verbatim, so 1e400 stays 1e400. */
+        return writer_check(w, yajl_gen_number(w->gen, v->u.number.text.ptr, v->u.number.text.len));
+    case PROTO_JSON_STRING:
+        return proto_msg_gen_str(w, v->u.string);
+    case PROTO_JSON_ARRAY:
+        if (!proto_msg_gen_array_open(w)) {
+            return 0;
+        }
+        for (size_t i = 0; i < v->u.array.count; i++) {
+            if (!proto_msg_gen_json(w, v->u.array.items[i])) {
+                return 0;
+            }
+        }
+        return proto_msg_gen_array_close(w);
+    case PROTO_JSON_OBJECT:
+        if (!proto_msg_gen_map_open(w)) {
+            return 0;
+        }
+        for (size_t i = 0; i < v->u.object.count; i++) {
+            if (!proto_msg_gen_str(w, v->u.object.members[i].key) ||
+                !proto_msg_gen_json(w, v->u.object.members[i].value)) {
+                return 0;
+            }
+        }
+        return proto_msg_gen_map_close(w);
+    }
+    return writer_fail(w, PROTO_MSG_ERR_VALUE, "\"%s\": unknown JSON value type", w->member);
+}
+
+proto_msg_status_e proto_msg_json_text(const proto_json_t *v, size_t max,
+                                       const proto_alloc_t *alloc, proto_str_t *out)
+{
+    proto_msg_writer_t w;
+    proto_buf_t text;
+    proto_msg_status_e st;
+    char *p;
+
+    out->ptr = NULL;
+    out->len = 0;
+    proto_buf_init(&text, max, 1);
+    st = writer_init(&w, &text, max);
+    if (st != PROTO_MSG_OK) {
+        goto out;
+    }
+    proto_msg_gen_json(&w, v);
+    st = proto_msg_writer_end(&w, NULL);
+    if (st != PROTO_MSG_OK) {
+        goto out;
+    }
+    p = proto_alloc(alloc, proto_buf_used(&text) + 1);
+    if (p == NULL) {
+        st = PROTO_MSG_ERR_NO_MEMORY;
+        goto out;
+    }
+    memcpy(p, proto_buf_ptr(&text), proto_buf_used(&text));
+    p[proto_buf_used(&text)] = '\0';
+    out->ptr = p;
+    out->len = proto_buf_used(&text);
+out:
+    if (w.gen) {
+        yajl_gen_free(w.gen);
+    }
+    proto_buf_free(&w.scratch);
+    proto_buf_free(&text);
+    return st;
+}
