@@ -173,31 +173,33 @@ static void admin_reload(srv_t *srv, apr_pool_t *rp, const proto_admin_request_t
     }
 }
 
-void admin_request(srv_t *srv, gen_t *g, apr_pool_t *rp, proto_str_t frame, int64_t now,
-                   proto_buf_t *out)
+int admin_request(srv_t *srv, gen_t *g, apr_pool_t *rp, proto_str_t frame, int64_t now,
+                  proto_buf_t *out)
 {
     proto_alloc_t alloc = jose_pool_allocator(rp);
     proto_admin_request_t req;
     proto_msg_error_t err;
     apr_atomic_inc64(&srv->stats.admin_requests);
-    if (proto_msg_admin_decode(frame.ptr, frame.len, &alloc, &req, &err) != PROTO_MSG_OK) {
-        admin_error(out, NULL, err.message);
-        return;
+    proto_msg_status_e ms = proto_msg_admin_decode(frame.ptr, frame.len, &alloc, &req, &err);
+    if (ms != PROTO_MSG_OK) {
+        /* req.id_json is set when the id was read (first), NULL otherwise: echoed either way. */
+        admin_error(out, &req, err.message);
+        return ms == PROTO_MSG_ERR_JSON || ms == PROTO_MSG_ERR_NOT_OBJECT;
     }
     switch (req.cmd) {
     case PROTO_ADMIN_FLUSH:
         admin_flush(g, &req, out);
-        return;
+        return 0;
     case PROTO_ADMIN_STATS:
         admin_stats(srv, g, &req, now, 0, out);
-        return;
+        return 0;
     case PROTO_ADMIN_KEYS:
         admin_stats(srv, g, &req, now, 1, out);
-        return;
+        return 0;
     case PROTO_ADMIN_REFRESH: {
         if (jwks_store_refresh(srv->jwks, req.issuer) != APR_SUCCESS) {
             admin_error(out, &req, "no fetched issuer by that name");
-            return;
+            return 0;
         }
         log_msg(LOGL_INFO, "admin: refresh of %.*s queued", (int)req.issuer.len, req.issuer.ptr);
         proto_msg_writer_t w;
@@ -207,13 +209,14 @@ void admin_request(srv_t *srv, gen_t *g, apr_pool_t *rp, proto_str_t frame, int6
             proto_msg_gen_bool(&w, 1);
             admin_finish(&w, out);
         }
-        return;
+        return 0;
     }
     case PROTO_ADMIN_RELOAD:
         admin_reload(srv, rp, &req, out);
-        return;
+        return 0;
     case PROTO_ADMIN_UNKNOWN:
         break;
     }
     admin_error(out, &req, "unknown command");
+    return 0;
 }

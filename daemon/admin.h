@@ -10,8 +10,10 @@
 #include "proto/buf.h"
 #include "proto/str.h"
 
-/* Answers one admin frame on generation g, appending the reply frame to out. */
-void admin_request(srv_t *srv, gen_t *g, apr_pool_t *rp, proto_str_t frame, int64_t now,
-                   proto_buf_t *out);
+/* Answers one admin frame on generation g, appending the reply frame to out. Returns 1 when the
+ * frame was not one JSON object (the reply is {"ok":false,...} and the caller closes the
+ * connection after sending it, CONTRACT "Wire protocol"), 0 otherwise. */
+int admin_request(srv_t *srv, gen_t *g, apr_pool_t *rp, proto_str_t frame, int64_t now,
+                  proto_buf_t *out);
 
 #endif

@@ -533,46 +533,82 @@ static void conf_errors_sort(conf_ctx_t *c)
     }
 }
 
-apr_status_t conf_load(apr_pool_t *gen_pool, const char *path, conf_t **out, conf_errors_t *errs)
+/* Starts a load: clears *errs and *out and makes the scratch pool the parse goes into. */
+static apr_status_t conf_load_begin(conf_ctx_t *c, apr_pool_t *gen_pool, const char *path,
+                                    conf_t **out, conf_errors_t *errs)
 {
-    conf_ctx_t c;
-    conf_t *conf;
-    const proto_json_t *root;
     apr_status_t rv;
 
     memset(errs, 0, sizeof(*errs));
     *out = NULL;
-    memset(&c, 0, sizeof(c));
-    c.pool = gen_pool;
-    c.errs = errs;
-    c.path = path;
-    rv = apr_pool_create(&c.scratch, gen_pool);
+    memset(c, 0, sizeof(*c));
+    c->pool = gen_pool;
+    c->errs = errs;
+    c->path = path;
+    rv = apr_pool_create(&c->scratch, gen_pool);
     if (rv != APR_SUCCESS) {
         snprintf(errs->errors[errs->nerrors++], CONF_MESSAGE_BYTES, "%s: out of memory", path);
-        return rv;
     }
-    rv = conf_file_read(&c);
+    return rv;
+}
+
+/* Parses and checks c->text once it is there (rv is how getting it went), then drops the scratch
+ * pool: one path for the file and for text handed in. */
+static apr_status_t conf_load_end(conf_ctx_t *c, apr_status_t rv, conf_t **out)
+{
+    conf_t *conf;
+    const proto_json_t *root;
+
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    root = conf_json_parse(&c, &rv);
+    root = conf_json_parse(c, &rv);
     if (root == NULL) {
         goto out;
     }
-    conf = apr_pcalloc(gen_pool, sizeof(*conf));
-    conf->pool = gen_pool;
-    conf->path = apr_pstrdup(gen_pool, path);
+    conf = apr_pcalloc(c->pool, sizeof(*conf));
+    conf->pool = c->pool;
+    conf->path = apr_pstrdup(c->pool, c->path);
     conf_defaults_set(conf);
-    conf_root_parse(&c, root, conf);
-    conf_errors_sort(&c);
-    if (errs->nerrors > 0 || errs->nerrors_dropped > 0) {
+    conf_root_parse(c, root, conf);
+    conf_errors_sort(c);
+    if (c->errs->nerrors > 0 || c->errs->nerrors_dropped > 0) {
         rv = APR_EINVAL;
         goto out;
     }
     *out = conf;
 out:
-    apr_pool_destroy(c.scratch);
+    apr_pool_destroy(c->scratch);
     return rv;
+}
+
+apr_status_t conf_load(apr_pool_t *gen_pool, const char *path, conf_t **out, conf_errors_t *errs)
+{
+    conf_ctx_t c;
+    apr_status_t rv = conf_load_begin(&c, gen_pool, path, out, errs);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return conf_load_end(&c, conf_file_read(&c), out);
+}
+
+apr_status_t conf_load_text(apr_pool_t *gen_pool, const char *name, const char *text, size_t len,
+                            conf_t **out, conf_errors_t *errs)
+{
+    conf_ctx_t c;
+    apr_status_t rv = conf_load_begin(&c, gen_pool, name, out, errs);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* The same bound conf_file_read() puts on a file, so both entry points refuse alike. */
+    if (len > CONF_MAX_BYTES) {
+        conf_error_file(&c, "is %zu bytes; a config may be at most %u", len, CONF_MAX_BYTES);
+        rv = APR_EINVAL;
+    } else {
+        c.text = text;
+        c.len = len;
+    }
+    return conf_load_end(&c, rv, out);
 }
 
 void conf_errors_print(const conf_errors_t *errs, FILE *fp)

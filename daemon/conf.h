@@ -205,6 +205,14 @@ typedef struct conf_errors {
  * (destroy it). Not thread-safe with respect to the same errs. */
 apr_status_t conf_load(apr_pool_t *gen_pool, const char *path, conf_t **out, conf_errors_t *errs);
 
+/* As conf_load() for a config already in memory: text[0..len) (need not be NUL-terminated) is
+ * read as the file name would be, and name stands for the path in every message and in
+ * conf->path. Nothing is opened, so the "not a regular file" and world-writable checks do not
+ * apply; over CONF_MAX_BYTES is APR_EINVAL as for a file. text is not kept: what the config holds
+ * is copied into gen_pool. For the config fuzzer and for tests. */
+apr_status_t conf_load_text(apr_pool_t *gen_pool, const char *name, const char *text, size_t len,
+                            conf_t **out, conf_errors_t *errs);
+
 /* Writes the error lines, a count of dropped ones, then the warnings, one per line: what
  * `jwtauthzd -t` prints to stderr. */
 void conf_errors_print(const conf_errors_t *errs, FILE *fp);

@@ -169,6 +169,14 @@ static void conf_key_source_parse(conf_ctx_t *c, const proto_json_t *obj, const 
         if (n > 0 && iss->issuer.ptr[n - 1] == '/') {
             n--; /* §4.1: a terminating "/" is removed before the suffix is appended */
         }
+        /* The key store copies the URL into CONF_MAX_URL_BYTES + 1 bytes: a longer one would
+         * be cut short there and a different URL fetched. */
+        if (n + sizeof(CONF_DISCOVERY_SUFFIX) - 1 > CONF_MAX_URL_BYTES) {
+            conf_error(c, proto_json_get(obj, "issuer"),
+                       "%s: the discovery URL made from the issuer would be longer than %u bytes",
+                       where, CONF_MAX_URL_BYTES);
+            break;
+        }
         iss->discovery_uri = apr_pstrcat(c->pool, apr_pstrmemdup(c->scratch, iss->issuer.ptr, n),
                                          CONF_DISCOVERY_SUFFIX, NULL);
         break;

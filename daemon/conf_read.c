@@ -490,6 +490,15 @@ const char *conf_https_url_problem(conf_ctx_t *c, proto_str_t s)
             return "holds a space, a control byte or a non-ASCII byte (percent-encode it)";
         }
     }
+    /* The fetcher checks URLs with discovery_url_is_https(), which refuses these: a config that
+     * loads must not name a URL every fetch then refuses. A fragment is never sent (RFC 3986
+     * §3.5); some parsers read '\\' as '/'. */
+    if (memchr(s.ptr, '#', s.len) != NULL) {
+        return "holds a fragment ('#'), which is never sent to the server";
+    }
+    if (memchr(s.ptr, '\\', s.len) != NULL) {
+        return "holds a backslash, which some URL parsers read as '/'";
+    }
     if (ascii_prefix_caseless(s, "http://")) {
         return "plain http: anyone on the path could replace the keys";
     }
@@ -497,7 +506,7 @@ const char *conf_https_url_problem(conf_ctx_t *c, proto_str_t s)
         return "not an https:// URL";
     }
     size_t start = sizeof("https://") - 1, end = start;
-    while (end < s.len && s.ptr[end] != '/' && s.ptr[end] != '?' && s.ptr[end] != '#') {
+    while (end < s.len && s.ptr[end] != '/' && s.ptr[end] != '?') {
         end++;
     }
     if (end == start) {

@@ -30,6 +30,8 @@ static apr_status_t decide_env_cleanup(void *data)
     decide_env_t *env = data;
     EVP_MD_CTX_free(env->md_ctx);
     env->md_ctx = NULL;
+    EVP_MD_free(env->sha256);
+    env->sha256 = NULL;
     return APR_SUCCESS;
 }
 
@@ -37,13 +39,12 @@ apr_status_t decide_env_init(decide_env_t *env, srv_t *srv, apr_pool_t *p)
 {
     memset(env, 0, sizeof(*env));
     env->srv = srv;
-    env->sha256 = EVP_sha256();
+    /* Fetched explicitly: with EVP_sha256() OpenSSL 3 looks the implementation up again in its
+     * provider store (locks included) on every EVP_DigestInit_ex, i.e. on every request. */
+    env->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     env->md_ctx = EVP_MD_CTX_new();
-    if (env->md_ctx == NULL) {
-        return APR_ENOMEM;
-    }
     apr_pool_cleanup_register(p, env, decide_env_cleanup, apr_pool_cleanup_null);
-    return APR_SUCCESS;
+    return env->md_ctx && env->sha256 ? APR_SUCCESS : APR_ENOMEM;
 }
 
 static int decide_token_hash(decide_env_t *env, proto_str_t token,
@@ -154,9 +155,10 @@ static decide_result_e decide_verify(decide_env_t *env, gen_t *g, apr_pool_t *rp
     }
     const conf_issuer_t *iss = &g->conf->issuers[idx];
     struct jwks_issuer *ji = g->jwks[idx];
-    /* Read the epoch before the keys: a removal racing with us then makes the entry stale. */
-    uint32_t epoch = jwks_issuer_removal_epoch(ji);
-    jwks_set_t *set = jwks_issuer_acquire(ji, now);
+    /* The epoch that goes with this very set (read under the same lock): an entry stored with it
+     * goes stale as soon as a later set drops a key. */
+    uint32_t epoch = 0;
+    jwks_set_t *set = jwks_issuer_acquire_with_epoch(ji, now, &epoch);
     if (set == NULL) {
         /* No keys yet (first fetch under way, or the IdP has been down past jwks_max_stale):
          * wait for a fetch if one is coming, else ERROR 503; never a guess. */
@@ -222,10 +224,16 @@ decide_result_e decide_request(decide_env_t *env, gen_t *g, apr_pool_t *req_pool
     decide_reply_ctx_t rc;
     decide_reply_ctx_init(&rc, env->srv, g, NULL, proto_str_make(NULL, 0));
 
-    if (proto_msg_request_decode(frame.ptr, frame.len, &alloc, &req, &err) != PROTO_MSG_OK) {
+    proto_msg_status_e ms = proto_msg_request_decode(frame.ptr, frame.len, &alloc, &req, &err);
+    if (ms != PROTO_MSG_OK) {
         apr_atomic_inc64(&env->srv->stats.bad_requests);
+        /* The decoder reads "id" first: a bad request still gets its id back (CONTRACT). */
+        decide_reply_ctx_init(&rc, env->srv, g, req.id_json, proto_str_make(NULL, 0));
         decide_reply_bad_request(&rc, err.message, out);
-        return DECIDE_REPLIED;
+        /* Bytes that are not one JSON object: the peer does not speak the protocol, so nothing
+         * it sends next can be trusted to be framed as it meant (CONTRACT "Wire protocol"). */
+        return ms == PROTO_MSG_ERR_JSON || ms == PROTO_MSG_ERR_NOT_OBJECT ? DECIDE_REPLIED_CLOSE
+                                                                          : DECIDE_REPLIED;
     }
     decide_reply_ctx_init(&rc, env->srv, g, req.id_json, req.method_arn);
     if (req.method_arn.ptr == NULL || req.method_arn.len == 0) {

@@ -19,14 +19,16 @@
 typedef struct decide_env {
     srv_t *srv;
     EVP_MD_CTX *md_ctx; /* SHA-256 of tokens, for the cache key */
-    const EVP_MD *sha256;
+    EVP_MD *sha256;
     unsigned char value[DCACHE_MAX_VALUE_BYTES]; /* a cache entry, read or being built */
 } decide_env_t;
 
 typedef enum {
-    DECIDE_REPLIED = 0, /* a reply frame was appended to out */
-    DECIDE_WAIT_KEYS    /* nothing was appended: keys for the token's issuer are being fetched;
-                           call again when the fetch is done, or with may_wait 0 at the deadline */
+    DECIDE_REPLIED = 0,  /* a reply frame was appended to out */
+    DECIDE_WAIT_KEYS,    /* nothing was appended: keys for the token's issuer are being fetched;
+                            call again when the fetch is done, or with may_wait 0 at the deadline */
+    DECIDE_REPLIED_CLOSE /* an ERROR reply was appended and the frame was not one JSON object:
+                            close the connection once it is sent (CONTRACT "Wire protocol") */
 } decide_result_e;
 
 /* Makes env for one worker; objects freed by a cleanup on p. Returns APR_SUCCESS or APR_ENOMEM. */

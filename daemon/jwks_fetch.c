@@ -343,8 +343,13 @@ static int fetcher_wait_ms(jwks_fetcher_t *f, int64_t now)
         int64_t d = deadline - now;
         if (d <= 0) {
             wait_ms = 0;
+        } else if (d == 1) {
+            /* Deadlines and now are whole seconds, and up to a second of now has gone already:
+             * waking a full second later would expire a set (and move the epoch cached decisions
+             * are checked against) up to a second past jwks_max_stale. Look again shortly. */
+            wait_ms = JWKS_FETCH_DEADLINE_STEP_MS;
         } else if (d < JWKS_FETCH_IDLE_WAIT_MS / 1000) {
-            wait_ms = (long)d * 1000L;
+            wait_ms = (long)(d - 1) * 1000L;
         }
     }
     curl_multi_timeout(f->multi, &curl_ms);
@@ -375,7 +380,9 @@ static void *APR_THREAD_FUNC fetcher_main(apr_thread_t *thd, void *data)
         jwks_issuer_release(t->iss);
         apr_pool_destroy(t->pool);
     }
-    apr_thread_exit(thd, APR_SUCCESS);
+    /* Returned rather than apr_thread_exit(): pthread_exit() unwinds past this frame without
+     * unpoisoning its locals, and ASan then reports the thread's teardown as a stack error. */
+    (void)thd;
     return NULL;
 }
 

@@ -22,6 +22,9 @@
 /* With nothing scheduled the thread still looks again this often, so a clock step cannot make it
  * sleep past a refresh for long. */
 #define JWKS_FETCH_IDLE_WAIT_MS 60000L
+/* Within the second before a deadline (refresh, expiry past jwks_max_stale) the thread looks this
+ * often: the store's clock counts whole seconds, so this bounds how late a deadline is acted on. */
+#define JWKS_FETCH_DEADLINE_STEP_MS 50L
 
 typedef struct jwks_fetcher jwks_fetcher_t;
 

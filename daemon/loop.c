@@ -165,10 +165,14 @@ static int conn_answer_frame(conn_t *c, proto_str_t frame, int may_wait)
     uint64_t t0 = srv_monotonic_us();
     gen_t *g = c->park_gen ? c->park_gen : l->gen;
     if (c->is_admin) {
-        admin_request(l->srv, g, c->req_pool, frame, now, &c->out);
+        if (admin_request(l->srv, g, c->req_pool, frame, now, &c->out)) {
+            c->closing = 1;
+        }
     } else {
-        if (decide_request(&l->env, g, c->req_pool, frame, may_wait, now, &c->out) ==
-            DECIDE_WAIT_KEYS) {
+        decide_result_e dr = decide_request(&l->env, g, c->req_pool, frame, may_wait, now, &c->out);
+        if (dr == DECIDE_REPLIED_CLOSE) {
+            c->closing = 1;
+        } else if (dr == DECIDE_WAIT_KEYS) {
             if (!c->parked) {
                 c->parked = 1;
                 c->park_deadline_ms = loop_now_ms() + LOOP_KEY_WAIT_MS;
@@ -226,6 +230,14 @@ static void conn_readable(conn_t *c)
     size_t want = proto_frame_missing(&c->in, conn_max_frame(c));
     if (want == 0 || want > LOOP_READ_CHUNK_BYTES) {
         want = LOOP_READ_CHUNK_BYTES;
+    }
+    /* Also take what the buffer already has room for: the next frame usually arrives whole, and
+     * a read that stopped after its 4-byte header would cost a second read(2) and a second trip
+     * through the poll loop per request. Never past the allocation: idle connections keep
+     * buffers the size of their frames. */
+    size_t room = c->in.cap - proto_buf_used(&c->in);
+    if (room > want) {
+        want = room < LOOP_READ_CHUNK_BYTES ? room : LOOP_READ_CHUNK_BYTES;
     }
     unsigned char *dst = proto_buf_reserve(&c->in, want);
     if (dst == NULL) {
@@ -456,7 +468,10 @@ static void *APR_THREAD_FUNC loop_main(apr_thread_t *t, void *data)
     loop_stop_accepting(l);
     loop_drain(l);
     gen_release(l->gen);
-    apr_thread_exit(t, APR_SUCCESS);
+    /* Returning (APR's thread wrapper then ends the thread, exit status APR_SUCCESS) rather than
+     * apr_thread_exit(): pthread_exit() unwinds past this frame without unpoisoning its locals,
+     * and ASan then reports the thread's own teardown as a stack-use-after-scope. */
+    (void)t;
     return NULL;
 }
 

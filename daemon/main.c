@@ -219,6 +219,18 @@ static void main_reload(srv_t *srv)
     sdnotify_send("READY=1");
 }
 
+/* Drops the server's reference to the current generation, and with it the generation's references
+ * to the key store's issuers: on every way out of main_run once a config loaded, before the
+ * process pool (and the store in it) goes. */
+static void main_drop_gen(srv_t *srv)
+{
+    apr_thread_mutex_lock(srv->gen_lock);
+    gen_t *last = srv->gen;
+    srv->gen = NULL;
+    apr_thread_mutex_unlock(srv->gen_lock);
+    gen_release(last);
+}
+
 /* Blocks every signal the main thread handles, so threads started after inherit the mask and
  * only sigwait() below sees them. */
 static void main_block_signals(sigset_t *set)
@@ -253,11 +265,13 @@ static int main_run(const main_opts_t *o, apr_pool_t *pool)
     }
     listen_t *dec = NULL, *adm = NULL;
     if (main_open_listeners(srv, pool, &dec, &adm) != APR_SUCCESS) {
+        main_drop_gen(srv);
         return MAIN_EXIT_STARTUP;
     }
     jwks_store_on_change(srv->jwks, main_keys_changed, NULL);
     if (jwks_store_start(srv->jwks) != APR_SUCCESS) {
         log_msg(LOGL_ERROR, "cannot start the key fetcher");
+        main_drop_gen(srv);
         return MAIN_EXIT_STARTUP;
     }
     gen_t *g = srv_gen_acquire(srv);
@@ -292,11 +306,7 @@ static int main_run(const main_opts_t *o, apr_pool_t *pool)
     jwks_store_stop(srv->jwks);
     listen_close(dec);
     listen_close(adm);
-    apr_thread_mutex_lock(srv->gen_lock);
-    gen_t *last = srv->gen;
-    srv->gen = NULL;
-    apr_thread_mutex_unlock(srv->gen_lock);
-    gen_release(last);
+    main_drop_gen(srv);
     log_msg(LOGL_INFO, "stopped");
     return MAIN_EXIT_OK;
 }

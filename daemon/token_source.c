@@ -28,7 +28,9 @@ int token_source_cookie(proto_str_t header, proto_str_t name, proto_str_t *value
         if (!proto_str_eq(n, name)) {
             continue;
         }
-        proto_str_t v = proto_str_make(eq + 1, pair.len - n.len - 1);
+        /* The value runs from after '=' to the end of the pair: measured from '=' itself, as
+         * the name's length no longer counts the spaces trimmed off it. */
+        proto_str_t v = proto_str_make(eq + 1, (size_t)(pair.ptr + pair.len - (eq + 1)));
         while (v.len && v.ptr[0] == ' ') {
             v.ptr++;
             v.len--;
