@@ -74,6 +74,7 @@ static int decide_from_cache(decide_env_t *env, gen_t *g, const unsigned char *h
     memcpy(&e, env->value, sizeof(e));
     if (e.gen_id != g->id || e.issuer >= g->conf->nissuers ||
         e.key_epoch != jwks_issuer_removal_epoch(g->jwks[e.issuer]) ||
+        !jwks_issuer_serving(g->jwks[e.issuer], now) ||
         sizeof(e) + (size_t)e.principal_len + e.context_len > len) {
         apr_atomic_inc64(&env->srv->stats.cache_stale);
         dcache_flush_key(g->dcache, hash);

@@ -106,6 +106,7 @@ static void issuer_take_settings(jwks_issuer_t *iss, const conf_t *conf, const c
         iss->sched.next_refresh_at - now > iss->params.refresh_s) {
         iss->sched.next_refresh_at = now + iss->params.refresh_s;
     }
+    jwks_issuer_publish_serving_locked(iss); /* max_stale may have changed */
 }
 
 /* Key comparison runs without the lock: one thread installs into a given issuer at a time (the
@@ -143,6 +144,7 @@ int jwks_issuer_install(jwks_issuer_t *iss, jwks_set_t *set, int fetched, int64_
     } else {
         iss->sched.confirmed_at = confirmed_at;
     }
+    jwks_issuer_publish_serving_locked(iss);
     ISSUER_UNLOCK(iss);
     jwks_set_release(old); /* ours */
     jwks_set_release(old); /* the issuer's */
@@ -331,6 +333,22 @@ void jwks_issuer_deactivate(jwks_issuer_t *iss)
 }
 
 /* --- the request path ------------------------------------------------------------------------ */
+
+void jwks_issuer_publish_serving_locked(jwks_issuer_t *iss)
+{
+    int64_t until = INT64_MAX;
+    if (iss->source != CONF_KEYS_FILE) {
+        until = iss->sched.confirmed_at == JWKS_NEVER
+                    ? INT64_MIN
+                    : jwks_policy_stale_at(&iss->params, &iss->sched);
+    }
+    apr_atomic_set64(&iss->serving_until, (apr_uint64_t)until);
+}
+
+int jwks_issuer_serving(jwks_issuer_t *iss, int64_t now)
+{
+    return now < (int64_t)apr_atomic_read64(&iss->serving_until);
+}
 
 int jwks_issuer_expire_locked(jwks_issuer_t *iss, int64_t now)
 {

@@ -27,6 +27,11 @@ struct jwks_issuer {
     apr_pool_t *pool; /* unmanaged: freed by the last jwks_issuer_release */
     volatile apr_uint32_t refs;
     volatile apr_uint32_t removal_epoch; /* read without the lock (apr_atomic_read32) */
+    /* When the current set stops serving (jwks_max_stale after its last good fetch), republished
+     * under the lock whenever that moves, read without it by the decision cache's hit path: a
+     * cached ALLOW must not outlive its issuer's keys even before a request or the fetcher's
+     * timer expires the set. INT64_MAX for key files (they never go stale). */
+    volatile apr_uint64_t serving_until;
     jwks_store_t *store;
     apr_thread_mutex_t *lock; /* guards everything below; held briefly, never for I/O */
 
@@ -117,6 +122,9 @@ int jwks_issuer_install(jwks_issuer_t *iss, jwks_set_t *set, int fetched, int64_
 /* Logs an installed set: issuer, serial, where from, key counts, whether a key went. */
 void jwks_issuer_log_installed(jwks_issuer_t *iss, const jwks_set_t *set, const char *from,
                                int drops);
+
+/* With the lock held: republishes serving_until from the schedule (see the struct). */
+void jwks_issuer_publish_serving_locked(jwks_issuer_t *iss);
 
 /* With the lock held: expires the current set when it is past max_stale at now, moving the epoch
  * once. Returns 1 when it just did (then log with jwks_issuer_log_expired, unlocked). */

@@ -138,6 +138,10 @@ void jwks_set_release(jwks_set_t *set);
  * set, read it before jwks_issuer_acquire, or use jwks_issuer_acquire_with_epoch. */
 uint32_t jwks_issuer_removal_epoch(jwks_issuer_t *iss);
 
+/* 1 while the issuer's current set is within jwks_max_stale of its last good fetch at now (always
+ * for key files), 0 otherwise. Lock-free, for the decision cache's hit path. */
+int jwks_issuer_serving(jwks_issuer_t *iss, int64_t now);
+
 /* A token's kid is not in the set: queues a fetch unless one is queued or in flight, or one began
  * within jwks_min_refresh. Returns 1 when a fetch is now pending (queued or in flight: park the
  * request and wait for the change hook), 0 otherwise (answer with what the set says). 0 always for

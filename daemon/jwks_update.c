@@ -153,6 +153,7 @@ static int fetch_end_not_modified(jwks_issuer_t *iss, int64_t now, const jwks_fe
     if (set != NULL) {
         apr_atomic_inc32(&set->refs);
         jwks_policy_fetch_succeeded(&iss->params, &iss->sched, now, &o->freshness);
+        jwks_issuer_publish_serving_locked(iss);
         iss->n_not_modified++;
         iss->expired = 0;
     }
