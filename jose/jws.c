@@ -146,9 +146,13 @@ jose_reason_e jose_jws_parse(apr_pool_t *p, proto_str_t token, size_t max_token_
         return jose_b64url_valid(part[0]) ? JOSE_R_BAD_HEADER : JOSE_R_BAD_BASE64;
     }
     unsigned char *payload, *sig;
-    if (jose_b64url_decode(p, part[1], max_token_bytes, &payload, &jws->payload_len) != 0 ||
-        jose_b64url_decode(p, part[2], max_token_bytes, &sig, &jws->signature_len) != 0) {
+    if (jose_b64url_decode(p, part[1], max_token_bytes, &payload, &jws->payload_len) != 0) {
         return JOSE_R_BAD_BASE64;
+    }
+    /* No algorithm here has a signature past JOSE_MAX_SIGNATURE_BYTES (RSA-8192): a longer one
+     * cannot verify, whatever its bytes. */
+    if (jose_b64url_decode(p, part[2], JOSE_MAX_SIGNATURE_BYTES, &sig, &jws->signature_len) != 0) {
+        return jose_b64url_valid(part[2]) ? JOSE_R_BAD_SIGNATURE : JOSE_R_BAD_BASE64;
     }
     jws->payload = payload;
     jws->signature = sig;

@@ -27,4 +27,7 @@ if [[ ${JWTAUTHZ_SKIP_ASAN:-0} != 1 ]]; then
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2)
 fi
+echo "== fuzz smoke (10 s per harness; the seed corpora already replayed in ctest)"
+bash scripts/fuzz.sh 10
+
 echo "== all tests passed"
