@@ -307,6 +307,10 @@ def idp_slow_other_requests_not_delayed(c):
     fast_iss = c.idp.issuer + "/fast"
     c.idp.server.publish("slow.jwks.json", c.keys.jwks("es256-1"))
     c.idp.server.publish("fast.jwks.json", c.keys.jwks("rs256-1"))
+    # Minted before the daemon starts, so the slow fetch's clock and the timed round trips hold
+    # no Python signing time.
+    fast_tokens = [c.keys.token(iss=fast_iss) for _ in range(20)]
+    rotated_tok = c.keys.token("rs256-2", iss=fast_iss)
     d = Daemon(suite, issuers=[
         c.idp.uri_issuer_conf(fast_iss, "fast.jwks.json"),
         c.idp.uri_issuer_conf(slow_iss, f"slow/slow.jwks.json?delay={SLOW_DELAY_S:g}"),
@@ -323,11 +327,10 @@ def idp_slow_other_requests_not_delayed(c):
         def fast_requests():
             took = []
             with raw_connect(d.sock) as s:
-                for _ in range(20):
+                for tok in fast_tokens:
                     t0 = time.monotonic()
                     s.sendall(frame({"type": "TOKEN", "methodArn": arn(),
-                                     "authorizationToken": "Bearer " +
-                                     c.keys.token(iss=fast_iss)}))
+                                     "authorizationToken": "Bearer " + tok}))
                     expect(recv_frame(s), "ALLOW")
                     took.append(time.monotonic() - t0)
             return max(took)
@@ -346,7 +349,7 @@ def idp_slow_other_requests_not_delayed(c):
             time.sleep(1.1)
             c.idp.server.publish("fast.jwks.json", c.keys.jwks("rs256-1", "rs256-2"))
             t0 = time.monotonic()
-            r = request_token(d, c.keys.token("rs256-2", iss=fast_iss))
+            r = request_token(d, rotated_tok)
             return r, time.monotonic() - t0
 
         (slow_r, slow_took), fast_max, (first, second), (rot_r, rot_took) = parallel(
@@ -354,13 +357,15 @@ def idp_slow_other_requests_not_delayed(c):
         expect(slow_r, "ERROR", 503, reason="no_keys")
         check(KEY_WAIT_S - 0.5 <= slow_took <= KEY_WAIT_S + 1.0,
               f"the parked request was answered after {slow_took:.2f}s")
-        check(fast_max < 1.0, f"a request of the other issuer took {fast_max:.2f}s")
+        # "Delayed" would mean waiting for the slow fetch (SLOW_DELAY_S) or a park (KEY_WAIT_S);
+        # the bound stays well under both yet leaves room for a loaded box under ASan.
+        check(fast_max < KEY_WAIT_S - 0.5, f"a request of the other issuer took {fast_max:.2f}s")
         check((first.get("id"), second.get("id")) == ("slow", "fast"),
               f"pipelined replies out of order: {first} {second}")
         expect(first, "ERROR", 503, reason="no_keys")
         expect(second, "ALLOW")
         expect(rot_r, "ALLOW")
-        check(rot_took < 1.0, f"the fast issuer's rotation waited {rot_took:.2f}s")
+        check(rot_took < KEY_WAIT_S - 0.5, f"the fast issuer's rotation waited {rot_took:.2f}s")
         # Once the slow set arrives, its tokens pass.
         d.wait_keys(slow_iss, timeout=SLOW_DELAY_S + 3)
         expect(request_token(d, slow_tok), "ALLOW")
