@@ -230,12 +230,17 @@ def noise(r):
     return max(0.0, r["others_cpu_s"]) / (r["seconds"] * ncpu) if r["seconds"] else 0.0
 
 
+# A phase during which other processes took more than this share of the box is marked noisy.
+QUIET = 0.05
+
+
 def line(name, r):
     print(f"  {name}: {r['requests']} in {r['seconds']:.1f}s = {r['rps']:.0f}/s, "
           f"p50 {r['latency_us']['p50']:.0f} p99 {r['latency_us']['p99']:.0f} "
           f"p99.9 {r['latency_us']['p999']:.0f} us; server {r['server_cpu_us_per_req']:.2f} "
           f"us CPU/req, {r['server_cpu_util']:.0%} of a core; load generator "
-          f"{r['client_cpu_s'] / r['seconds']:.0%}; other processes {noise(r):.0%} of the box")
+          f"{r['client_cpu_s'] / r['seconds']:.0%}; other processes {noise(r):.0%} of the box"
+          + (" (NOISY)" if noise(r) > QUIET else ""))
 
 
 print(f"placement {placement}, daemon and ping-pong threads {threads}, load generator spin {spin}")
@@ -264,7 +269,8 @@ def row(what, figure, anchor, ratio, bound, ok):
 
 us_verify = 1e6 / verify_s
 d_unc = unc["server_cpu_us_per_req"]
-row("uncached RS256: daemon CPU/decision", f"{d_unc:.2f} us",
+row("uncached RS256: daemon CPU/decision" + (" (NOISY)" if noise(unc) > QUIET else ""),
+    f"{d_unc:.2f} us",
     f"openssl verify {us_verify:.2f} us", f"{d_unc / us_verify:.3f}", "<= 1.15",
     d_unc / us_verify <= 1.15)
 d_uncs = uncs["server_cpu_us_per_req"]
@@ -272,7 +278,6 @@ row("  the same, sleeping client (extra)", f"{d_uncs:.2f} us", "", f"{d_uncs / u
     "", None)
 # Judged: the median pair among the quiet ones (other processes under QUIET of the box in both
 # runs); a pair that other load hit on one side only says nothing about the daemon.
-QUIET = 0.05
 quiet = [i for i, (c, p) in enumerate(pairs) if max(noise(c), noise(p)) <= QUIET]
 used = quiet or list(range(len(pairs)))
 tag = f"median of {len(used)} quiet pair(s)" if quiet else "NO QUIET PAIR: noisy"

@@ -48,7 +48,7 @@ fi
 # daemon's socket, nothing else in here.
 chmod 0711 "$work"
 mkdir -p "$work/runs"
-rm -f "$work"/runs/*.txt
+rm -f "$work"/runs/*.txt "$work"/perf-*
 daemon_pid=
 cleanup() {
     stop_servers
@@ -223,6 +223,10 @@ Timeout 30
 TypesConfig /dev/null
 AddType text/html .html
 DocumentRoot "$htdocs"
+# As Debian's apache2.conf has it: without this httpd looks for six .htaccess files per request.
+<Directory "/">
+    AllowOverride None
+</Directory>
 $auth_lines
 EOF
 }

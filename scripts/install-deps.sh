@@ -22,6 +22,9 @@ PACKAGES=(
     systemd
     # benchmarks; ps/ss for tests that check what is running and listening
     wrk procps iproute2
+    # bench/run_webservers.sh: the established C peer mod_jwtauthz is measured against
+    # (mod_auth_openidc in OAuth 2.0 resource-server mode, on the same JWKS and tokens)
+    libapache2-mod-auth-openidc
 )
 
 if [[ ${1:-} == --list ]]; then
