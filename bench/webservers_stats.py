@@ -220,7 +220,8 @@ def report(work):
           NGINX_RATIO_MIN, False)
     # Companions that other load on the box disturbs less: the inverse ratio of the CPU a request
     # costs server, daemon and wrk together, i.e. the requests/s ratio on a box those three have
-    # to themselves and keep busy (the no-auth nginx floor does not: one worker, one core).
+    # to themselves and keep busy. Apache only: the no-auth nginx floor does not keep the box
+    # busy (one worker, one core), so there the CPU ratio would not predict requests/s.
     def cpu_per_req(name, rep):
         r = runs.get(f"{name}.{rep}", {})
         if "server_us" not in r or "wrk_us" not in r:
@@ -239,8 +240,6 @@ def report(work):
               "apache-jwtauthz-cold", "apache-openidc-cold")
     cpu_ratio("  Apache, by CPU per request: the same, steady state", "apache-jwtauthz-warm",
               "apache-openidc-warm")
-    cpu_ratio("  nginx, by CPU per request: no auth's / jwtauthz's, tokens cached",
-              "nginx-jwtauthz-warm", "nginx-none")
     hdr2 = ("ratio", "requests/s (median pair)", "median", "all runs", "target")
     widths = [max(len(l[i]) for l in lines + [hdr2]) for i in range(5)]
     for l in [hdr2] + lines:
