@@ -2,7 +2,7 @@
 -- the tokens taken in turn from a file of one token a line. Thread k of n starts at line k*N/n,
 -- so while the threads keep pace the first N requests of a run send every token exactly once.
 -- "firstpass" also times each thread's first N/n responses (all tokens new to the server) and
--- done() prints that rate. Usage: wrk ... -s rotate_tokens.lua URL -- TOKEN_FILE THREADS [firstpass]
+-- done() prints that rate. Usage: wrk -s rotate_tokens.lua URL -- TOKEN_FILE THREADS [firstpass]
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -96,7 +96,8 @@ function done(summary, latency, _)
         end
     end
     if start ~= nil and stop > start then
-        io.write(string.format("FIRSTPASS requests=%d seconds=%.3f rps=%.1f non200=%d complete=%s\n",
+        io.write(string.format(
+            "FIRSTPASS requests=%d seconds=%.3f rps=%.1f non200=%d complete=%s\n",
             reqs, stop - start, reqs / (stop - start), bad, complete and "yes" or "no"))
     end
 end

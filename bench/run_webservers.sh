@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Web servers end to end, in one run on one box (bench/README.md, "Web servers"): wrk against a
-# protected static file with 10,000 distinct RS256 tokens rotated, Apache + mod_jwtauthz against
-# Apache + mod_auth_openidc (OAuth 2.0 resource server, same JWKS over HTTPS, same tokens), and
-# nginx + ngx_http_jwtauthz_module against nginx with no auth. Everything on 127.0.0.1, in a temp
-# dir, stopped on exit. Builds nothing. Usage: bench/run_webservers.sh [BUILD_DIR]  (settings below)
+# Web servers in one run on one box (bench/README.md, "Web servers"): wrk on a protected static
+# file, 10,000 distinct RS256 tokens rotated; Apache + mod_jwtauthz against Apache with
+# mod_auth_openidc (same JWKS over HTTPS, same tokens), nginx + ngx_http_jwtauthz_module against
+# nginx with no auth. All on 127.0.0.1 in a temp dir, stopped on exit. Usage: $0 [BUILD_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
@@ -29,9 +28,10 @@ if ((DURATION > 60 || WARMUP_S > 60)); then
     exit 2
 fi
 
-for f in /usr/bin/wrk /usr/sbin/apache2 /usr/sbin/nginx /usr/lib/apache2/modules/mod_auth_openidc.so \
-    "$build/daemon/jwtauthzd" "$build/client/apache/mod_jwtauthz.so" \
-    "$build/client/nginx/ngx_http_jwtauthz_module.so" "$build/bench/bench_mint_tokens"; do
+for f in /usr/bin/wrk /usr/sbin/apache2 /usr/sbin/nginx \
+    /usr/lib/apache2/modules/mod_auth_openidc.so "$build/daemon/jwtauthzd" \
+    "$build/client/apache/mod_jwtauthz.so" "$build/client/nginx/ngx_http_jwtauthz_module.so" \
+    "$build/bench/bench_mint_tokens"; do
     if [[ ! -e $f ]]; then
         echo "run_webservers: missing $f (scripts/install-deps.sh; cmake --build $build)" >&2
         exit 1
@@ -59,7 +59,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 say() { printf '== %s\n' "$*" >&2; }
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() {
+    "$py" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
 run_user=
 [[ $EUID == 0 ]] && run_user=www-data
 
@@ -90,7 +95,9 @@ mkdir -p "$htdocs/protected"
 # A few hundred bytes, as an API's small JSON answer or a tiny page would be.
 {
     echo '<!doctype html><html><head><title>protected</title></head><body>'
-    for i in $(seq 6); do echo "<p>line $i of a small protected page, served as a static file.</p>"; done
+    for i in $(seq 6); do
+        echo "<p>line $i of a small protected page, served as a static file.</p>"
+    done
     echo '</body></html>'
 } >"$htdocs/protected/index.html"
 echo ok >"$htdocs/healthz"
@@ -107,7 +114,7 @@ EOF
 "$py" "$root/tests/tools/https_server.py" stop --state "$work/jwks-srv" >/dev/null 2>&1 || true
 srv=$("$py" "$root/tests/tools/https_server.py" start --docroot "$work/jwks-docroot" \
     --state "$work/jwks-srv")
-jwks_url=$("$py" -c 'import json,sys; print(json.loads(sys.argv[1])["base_url"] + "/jwks.json")' "$srv")
+jwks_url=$("$py" -c 'import json,sys; print(json.loads(sys.argv[1])["base_url"])' "$srv")/jwks.json
 ca_file=$("$py" -c 'import json,sys; print(json.loads(sys.argv[1])["ca_file"])' "$srv")
 chmod a+rx "$work/jwks-srv"
 chmod a+r "$ca_file"
@@ -330,7 +337,8 @@ check() { # NAME
     local url="http://127.0.0.1:${port_of[$1]}$FILE_PATH" line=("$1") name tok
     line+=("none=$(curl -s -o /dev/null -w '%{http_code}' "$url")")
     while read -r name tok; do
-        line+=("$name=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$url")")
+        line+=("$name=$(curl -s -o /dev/null -w '%{http_code}' \
+            -H "Authorization: Bearer $tok" "$url")")
     done <"$work/check-tokens.txt"
     echo "${line[*]}" >>"$work/checks.txt"
     if [[ ${line[*]} != *" valid=200 "* ]]; then

@@ -4,7 +4,7 @@ its functional checks, and the final report (figures per configuration, the two 
 Only reads /proc and the files the run wrote; starts nothing.
 
     webservers_stats.py cpu SESSION_ID [DAEMON_PID]   -> one JSON line of CPU ticks
-    webservers_stats.py check-tokens KEYS_DIR ISS AUD -> NAME TOKEN lines (PyJWT, tests/tools/mint.py)
+    webservers_stats.py check-tokens KEYS_DIR ISS AUD -> NAME TOKEN lines (PyJWT, via mint.py)
     webservers_stats.py report WORK_DIR               -> the table, PASS/FAIL
 """
 
