@@ -25,6 +25,9 @@
 #define LOOP_TICK_MS 100
 /* After accept fails for lack of file descriptors, stop accepting for this long. */
 #define LOOP_ACCEPT_BACKOFF_MS 100
+/* While descriptors stay exhausted accept fails again after every backoff: warn once per this
+ * long (with the count meanwhile), not 10 lines a second per loop into the journal. */
+#define LOOP_ACCEPT_WARN_INTERVAL_MS 10000
 
 typedef struct conn conn_t;
 
@@ -62,6 +65,8 @@ struct loop {
     apr_pollfd_t listen_pfd[2];
     int accepting;
     uint64_t accept_resume_ms;
+    uint64_t accept_warned_ms; /* last "accept: ..." warning; 0: none yet */
+    uint64_t accept_failures;  /* since that warning */
     uint64_t next_tick_ms;
     volatile apr_uint32_t keys_changed;
 };
@@ -291,13 +296,24 @@ static void loop_accept(loop_t *l, int is_admin)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: survive it, stop accepting briefly (level-triggered epoll
                  * would otherwise spin on the pending connection). */
-                log_msg(LOGL_WARN, "accept: %s; pausing accepts for %d ms", strerror(errno),
-                        LOOP_ACCEPT_BACKOFF_MS);
+                int err = errno;
+                uint64_t now = loop_now_ms();
+                l->accept_failures++;
+                if (l->accept_warned_ms == 0 ||
+                    now - l->accept_warned_ms >= LOOP_ACCEPT_WARN_INTERVAL_MS) {
+                    log_msg(LOGL_WARN,
+                            "accept: %s; pausing accepts for %d ms (%llu time(s) since the last "
+                            "warning)",
+                            strerror(err), LOOP_ACCEPT_BACKOFF_MS,
+                            (unsigned long long)l->accept_failures);
+                    l->accept_warned_ms = now;
+                    l->accept_failures = 0;
+                }
                 for (int k = 0; k < 2; k++) {
                     apr_pollset_remove(l->pollset, &l->listen_pfd[k]);
                 }
                 l->accepting = 0;
-                l->accept_resume_ms = loop_now_ms() + LOOP_ACCEPT_BACKOFF_MS;
+                l->accept_resume_ms = now + LOOP_ACCEPT_BACKOFF_MS;
             }
             return;
         }

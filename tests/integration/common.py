@@ -9,13 +9,15 @@ line is "N passed, N failed", and the exit code is 1 when anything failed. Every
 starts (daemon, nginx, helpers) is stopped by the suite's ExitStack, on failure and on SIGTERM
 (a ctest timeout) too; a daemon that printed a sanitizer report fails the suite at its stop.
 
-Environment (ctest sets all three): JWTAUTHZ_BUILD, JWTAUTHZ_SRC, JWTAUTHZ_TESTDATA.
+Environment (ctest sets all three): JWTAUTHZ_BUILD, JWTAUTHZ_SRC, JWTAUTHZ_TESTDATA. With
+JWTAUTHZ_VALGRIND set (a command line, scripts/valgrind.sh sets it), every Daemon runs under it.
 """
 
 import contextlib
 import ctypes
 import json
 import os
+import shlex
 import signal
 import socket
 import struct
@@ -208,6 +210,9 @@ class Daemon(daemon_tool.Daemon):
     test process, and checked for sanitizer reports and a clean exit when stopped."""
 
     def __init__(self, suite, issuers=(), rules=RULES, extra=None, **kw):
+        # scripts/valgrind.sh runs whole suites with every daemon under valgrind.
+        if os.environ.get("JWTAUTHZ_VALGRIND") and "valgrind" not in kw:
+            kw["valgrind"] = shlex.split(os.environ["JWTAUTHZ_VALGRIND"])
         super().__init__(BUILD, issuers=issuers, rules=rules, extra=extra, **kw)
         self.suite = suite
         self.exit_codes = []
@@ -217,7 +222,8 @@ class Daemon(daemon_tool.Daemon):
     def start(self, wait=True):
         self.write_config()
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(self.bin), "-f", "-c", str(self.conf_path)],
+        cmd = [str(self.bin), "-f", "-c", str(self.conf_path)]
+        self.proc = subprocess.Popen(list(self.valgrind or []) + cmd,
                                      stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
                                      preexec_fn=die_with_parent)
         if wait:
