@@ -50,11 +50,27 @@ static size_t utf8_seq_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+/* Length of the run of ASCII bytes at the start of p: most of what is encoded (tokens, paths,
+ * header values) is ASCII, and one tight loop over it is several times cheaper than a sequence
+ * check per byte. */
+static size_t ascii_run_len(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len && p[i] < 0x80) {
+        i++;
+    }
+    return i;
+}
+
 int proto_msg_utf8_valid(proto_str_t s)
 {
     const unsigned char *p = (const unsigned char *)s.ptr;
     size_t i = 0;
     while (i < s.len) {
+        i += ascii_run_len(p + i, s.len - i);
+        if (i == s.len) {
+            break;
+        }
         size_t n = utf8_seq_len(p + i, s.len - i);
         if (n == 0) {
             return 0;
@@ -115,8 +131,9 @@ static proto_msg_status_e writer_init(proto_msg_writer_t *w, proto_buf_t *out, s
         return PROTO_MSG_ERR_NO_MEMORY;
     }
     yajl_gen_config(w->gen, yajl_gen_print_callback, writer_print, w);
-    /* Belt and braces: strings are checked (or repaired) before they reach yajl. */
-    yajl_gen_config(w->gen, yajl_gen_validate_utf8, 1);
+    /* No yajl_gen_validate_utf8: every string is checked (proto_msg_gen_str) or repaired
+     * (proto_msg_gen_text) before it reaches yajl, and member names are our literals, so a third
+     * pass over each token would find nothing. The reader on the other side validates anyway. */
     return PROTO_MSG_OK;
 }
 
@@ -242,7 +259,11 @@ static int scratch_append_repaired(proto_msg_writer_t *w, proto_str_t s)
 
     while (i < s.len) {
         size_t run = 0, n;
-        while (i + run < s.len && (n = utf8_seq_len(p + i + run, s.len - i - run)) != 0) {
+        for (;;) {
+            run += ascii_run_len(p + i + run, s.len - i - run);
+            if (i + run == s.len || (n = utf8_seq_len(p + i + run, s.len - i - run)) == 0) {
+                break;
+            }
             run += n;
         }
         proto_buf_status_e st = proto_buf_append(&w->scratch, p + i, run);
@@ -325,6 +346,17 @@ int proto_msg_gen_pairs_joined(proto_msg_writer_t *w, const proto_pair_t *pairs,
         w->member = member;
         if (!proto_msg_gen_text(w, pairs[i].name)) {
             return 0;
+        }
+        int repeats = 0;
+        for (size_t k = i + 1; k < count && !repeats; k++) {
+            repeats = pair_name_eq(pairs[k].name, pairs[i].name, fold);
+        }
+        if (!repeats) {
+            /* The common case (one Authorization header): no copy through scratch. */
+            if (!proto_msg_gen_text(w, pairs[i].value)) {
+                return 0;
+            }
+            continue;
         }
         proto_buf_reset(&w->scratch);
         if (!scratch_append_repaired(w, pairs[i].value)) {

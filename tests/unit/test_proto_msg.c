@@ -141,6 +141,41 @@ TEST(request_header_bytes_not_utf8_sent_as_replacement)
     proto_buf_free(&buf);
 }
 
+/* The same repair (one U+FFFD per stray byte) when repeats are joined through scratch, and valid
+ * multi-byte sequences between ASCII runs left alone. */
+TEST(request_joined_header_bytes_not_utf8_sent_as_replacement)
+{
+    proto_pair_t headers[] = {{S("X-A"), S("a\xff"), NULL},
+                              {S("x-a"),
+                               S("b\xc3\xa9"
+                                 "c\xe2\x82"),
+                               NULL},
+                              {S("X-B"),
+                               S("\xe2\x82\xac"
+                                 "1\xf0\x9f\x98\x80"),
+                               NULL}};
+    proto_decision_request_t in, out;
+    proto_buf_t buf;
+    proto_msg_error_t err;
+    proto_str_t v;
+    memset(&in, 0, sizeof(in));
+    in.type = PROTO_REQ_REQUEST;
+    in.method_arn = S("arn:x");
+    in.headers = headers;
+    in.header_count = 3;
+    proto_buf_init(&buf, 4096, 1);
+    CHECK(proto_msg_request_encode(&buf, 4096, &in, &err) == PROTO_MSG_OK);
+    proto_str_t b = body_of(&buf);
+    CHECK(proto_msg_request_decode(b.ptr, b.len, &alloc, &out, &err) == PROTO_MSG_OK);
+    CHECK(proto_pairs_find_ci(out.headers, out.header_count, S("x-a"), &v) == 1);
+    CHECK(str_is(v, "a\xef\xbf\xbd, b\xc3\xa9"
+                    "c\xef\xbf\xbd\xef\xbf\xbd"));
+    CHECK(proto_pairs_find_ci(out.headers, out.header_count, S("x-b"), &v) == 1);
+    CHECK(str_is(v, "\xe2\x82\xac"
+                    "1\xf0\x9f\x98\x80"));
+    proto_buf_free(&buf);
+}
+
 TEST(request_encode_refuses_nul_or_bad_utf8_in_method_arn)
 {
     proto_decision_request_t in;
@@ -659,6 +694,7 @@ int main(void)
     RUN(request_token_round_trip);
     RUN(request_request_round_trip_with_joined_repeats);
     RUN(request_header_bytes_not_utf8_sent_as_replacement);
+    RUN(request_joined_header_bytes_not_utf8_sent_as_replacement);
     RUN(request_encode_refuses_nul_or_bad_utf8_in_method_arn);
     RUN(request_encode_past_cap_leaves_buffer_as_it_was);
     RUN(request_decode_api_gateway_event_with_nulls_and_extras);
