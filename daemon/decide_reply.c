@@ -7,6 +7,7 @@
 
 #include <apr_strings.h>
 
+#include "daemon/log.h"
 #include "jose/pool.h"
 #include "proto/msg.h"
 #include "proto/msg_gen.h"
@@ -28,11 +29,29 @@ static size_t reply_max(const decide_reply_ctx_t *rc)
     return PROTO_MAX_REPLY_BYTES;
 }
 
+/* One debug line per decision, so an operator can follow a client's refusals: the token only by
+ * its short hash (log.h), the resource as the client sent it (log_msg escapes control bytes).
+ * Not at info: a client sending garbage would otherwise write the journal at its own pace. */
+static void reply_log(const decide_reply_ctx_t *rc, const char *verdict, const char *reason)
+{
+    if (!log_enabled(LOGL_DEBUG)) {
+        return;
+    }
+    char id[17] = "-";
+    if (rc->token_hash) {
+        log_token_id(rc->token_hash, id);
+    }
+    int arn_len = rc->method_arn.len > 512 ? 512 : (int)rc->method_arn.len;
+    log_msg(LOGL_DEBUG, "decision %s%s%s token %s resource \"%.*s\"", verdict, reason ? " " : "",
+            reason ? reason : "", id, arn_len, rc->method_arn.ptr ? rc->method_arn.ptr : "");
+}
+
 void decide_reply_error_text(const decide_reply_ctx_t *rc, int status, const char *reason,
                              const char *message, proto_buf_t *out)
 {
     proto_msg_error_t err;
     stats_count_verdict(&rc->srv->stats, PROTO_VERDICT_ERROR, 0);
+    reply_log(rc, "ERROR", reason);
     if (proto_msg_error_reply_encode(out, reply_max(rc), status,
                                      proto_str_make(reason, strlen(reason)),
                                      proto_str_make(message, message ? strlen(message) : 0),
@@ -50,6 +69,7 @@ void decide_reply_error(const decide_reply_ctx_t *rc, int status, jose_reason_e 
     stats_count_verdict(&rc->srv->stats, PROTO_VERDICT_ERROR, reason);
     proto_msg_error_t err;
     const char *code = jose_reason_code(reason), *msg = jose_reason_message(reason);
+    reply_log(rc, "ERROR", code);
     proto_msg_error_reply_encode(out, reply_max(rc), status, proto_str_make(code, strlen(code)),
                                  proto_str_make(msg, strlen(msg)), rc->id_json, &err);
 }
@@ -72,6 +92,7 @@ void decide_reply_refusal(const decide_reply_ctx_t *rc, jose_reason_e reason, pr
     r.message = proto_str_make(msg, strlen(msg));
     r.id_json = rc->id_json;
     stats_count_verdict(&rc->srv->stats, PROTO_VERDICT_UNAUTHORIZED, reason);
+    reply_log(rc, "UNAUTHORIZED", code);
     if (proto_msg_reply_encode(out, reply_max(rc), &r, &err) != PROTO_MSG_OK) {
         r.id_json = NULL;
         proto_msg_reply_encode(out, reply_max(rc), &r, &err);
@@ -133,6 +154,7 @@ void decide_reply_grant(const decide_reply_ctx_t *rc, const decide_grant_t *gran
     }
     stats_count_verdict(&rc->srv->stats,
                         effect == POLICY_ALLOW ? PROTO_VERDICT_ALLOW : PROTO_VERDICT_DENY, 0);
+    reply_log(rc, effect == POLICY_ALLOW ? "ALLOW" : "DENY", grant->cached ? "cached" : NULL);
 }
 
 /* yajl_gen's print callback: appends to a pool-backed growing string, bounded. */

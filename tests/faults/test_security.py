@@ -8,6 +8,7 @@ the build configures them pass `systemd-analyze verify` without a word and score
 absent). The admin socket's SO_PEERCRED check is tests/integration/test_lifecycle.py's
 admin_socket_refuses_non_admin_peer. Run alone: /usr/bin/python3 test_security.py [CASE ...]."""
 
+import hashlib
 import re
 import shutil
 import signal
@@ -79,12 +80,13 @@ def tokens_never_in_log_at_debug(c):
         def send(t, verdict, reason=None, method_arn=None):
             expect(request_token(d, t, method_arn), verdict, reason=reason)
         # Decisions: ALLOW, cached ALLOW, DENY, and refusals of every common kind.
+        expired = tok(exp_in=-120)
         t = tok()
         send(t, "ALLOW")
         send(t, "ALLOW")
         send(tok(), "DENY", method_arn=arn("DELETE", "/orders/1"))
         for bad, reason in ((mint.tamper(tok(), "signature"), "bad_signature"),
-                            (tok(exp_in=-120), "token_expired"),
+                            (expired, "token_expired"),
                             (tok(aud="api://elsewhere"), "audience_mismatch"),
                             (mint.tamper(tok(), "header-alg-none"), "alg_none"),
                             (mint.tamper(tok(), "payload"), "bad_signature")):
@@ -140,6 +142,14 @@ def tokens_never_in_log_at_debug(c):
         print(f"# {len(used)} tokens through every path; daemon log {lines} lines at debug, "
               f"{len(found)} token segments or claims in it", flush=True)
         check(not found, f"tokens in the log: {found[:3]}")
+        # What the log says instead: one line per decision naming the token by the first 8 bytes
+        # of its SHA-256, so an operator can follow one token's refusals.
+        tid = hashlib.sha256(expired.encode()).hexdigest()[:16]
+        check(f"decision UNAUTHORIZED token_expired token {tid} resource" in log,
+              f"no decision line names the expired token as {tid}:\n{log[-2000:]}")
+        check("decision ALLOW cached token " in log and "decision DENY token " in log and
+              "decision UNAUTHORIZED unknown_kid token " in log,
+              f"decision lines missing:\n{log[-2000:]}")
         # The search itself finds what it looks for: a log line quoting a token would fail.
         check(leaks(log + "\nrefused token " + used[0] + "\n", used[:1]),
               "the leak search cannot find a token planted in the log")
