@@ -18,9 +18,10 @@ import threading
 import time
 from pathlib import Path
 
-from common import (CTL_BIN, DAEMON_BIN, Daemon, Failure, Idp, Suite, arn, check,
+from common import (BUILD, CTL_BIN, DAEMON_BIN, Daemon, Failure, Idp, Suite, arn, check,
                     die_with_parent, expect, frame, raw_connect, recv_frame, request_token,
                     run_tool, wait_until)
+import mint  # noqa: E402 (common puts tests/tools on the path)
 
 suite = Suite("lifecycle")
 CLIENTS = 200
@@ -44,6 +45,58 @@ def new_daemon(c, **kw):
 
 def run(cmd, **kw):
     return run_tool(cmd, **kw)
+
+
+# ---- the installed default config ---------------------------------------------------------------
+
+@suite.case
+def installed_default_config_checks_and_decides(c):
+    """`cmake --install` into a DESTDIR: the default config passes -t as installed, its demo
+    issuer's keys were made on this machine (the signing key root-only), and the daemon on it
+    decides a token PyJWT signs with that key: ALLOW, DENY by rule, UNAUTHORIZED when expired."""
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        print("# skipped: no cmake", flush=True)
+        return
+    dest = Path(suite.tmp("jwtauthz-destdir-"))
+    p = run([cmake, "--install", str(BUILD), "--component", "Unspecified"],
+            env={**os.environ, "DESTDIR": str(dest)})
+    check(p.returncode == 0, f"cmake --install: {p.stdout}{p.stderr}")
+    confs = [f for f in dest.rglob("jwtauthz.conf") if f.parent.name == "jwtauthz"]
+    check(len(confs) == 1, f"installed configs: {confs}")
+    conf = confs[0]
+    key, jwks = conf.parent / "demo-rs256.pem", conf.parent / "demo-jwks.json"
+    check(key.exists() and jwks.exists(), f"demo keys missing: {sorted(conf.parent.iterdir())}")
+    check(key.stat().st_mode & 0o077 == 0, f"signing key mode {oct(key.stat().st_mode)}")
+    text = conf.read_text()
+    # The installed file names its real paths (DESTDIR is not part of them): point them into
+    # the DESTDIR, and the sockets into it too; nothing else changes.
+    installed_dir = "/" + str(conf.parent.relative_to(dest))
+    check(f'"jwks_file": "{installed_dir}/demo-jwks.json"' in text, "jwks_file path")
+    d = Daemon(suite)
+    text = text.replace(installed_dir + "/", str(conf.parent) + "/")
+    text = text.replace('"/run/jwtauthz/jwtauthz.sock"', json.dumps(d.sock))
+    text = text.replace('"/run/jwtauthz/admin.sock"', json.dumps(d.admin_sock))
+    check(f'"jwks_file": "{conf.parent}/demo-jwks.json"' in text and d.sock in text and
+          d.admin_sock in text,
+          "the installed config's paths were not where the test expected them")
+    conf.write_text(text)
+    p = run([DAEMON_BIN, "-t", "-c", str(conf)])
+    check(p.returncode == 0, f"-t on the installed config: exit {p.returncode}: {p.stderr}")
+    d.config_text = text
+    try:
+        d.start()
+        iss, aud = "https://demo.jwtauthz.local/", "api://demo"
+        good = mint.mint(str(key), kid="demo-rs256-1", iss=iss, aud=aud, sub="ada",
+                         scope="orders:read")
+        expect(request_token(d, good, arn("GET", "/orders/7")), "ALLOW")
+        expect(request_token(d, good, arn("DELETE", "/orders/7")), "DENY")
+        old = mint.mint(str(key), kid="demo-rs256-1", iss=iss, aud=aud, sub="ada",
+                        scope="orders:read", exp_in=-600)
+        expect(request_token(d, old, arn("GET", "/orders/7")), "UNAUTHORIZED",
+               reason="token_expired")
+    finally:
+        d.cleanup()
 
 
 # ---- command line -----------------------------------------------------------------------------

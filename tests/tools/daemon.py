@@ -83,6 +83,10 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def write_config(self, config=None, text=None):
+        """Writes text, else config_text when set (a config file as a user wrote it, comments
+        and all), else config (or self.config) as JSON."""
+        if text is None:
+            text = getattr(self, "config_text", None)
         self.conf_path.write_text(text if text is not None else json.dumps(config or self.config,
                                                                             indent=1))
 
