@@ -114,22 +114,34 @@ TEST(request_request_round_trip_with_joined_repeats)
     proto_buf_free(&buf);
 }
 
+/* Encodes a REQUEST event carrying these headers and decodes it again into *out (headers read
+ * from buf, which the caller frees). Returns 1 when both steps succeeded. */
+static int request_headers_round_trip(const proto_pair_t *headers, size_t count, proto_buf_t *buf,
+                                      proto_decision_request_t *out)
+{
+    proto_decision_request_t in;
+    proto_msg_error_t err;
+    memset(&in, 0, sizeof(in));
+    memset(out, 0, sizeof(*out));
+    in.type = PROTO_REQ_REQUEST;
+    in.method_arn = S("arn:x");
+    in.headers = headers;
+    in.header_count = count;
+    proto_buf_init(buf, 4096, 1);
+    if (proto_msg_request_encode(buf, 4096, &in, &err) != PROTO_MSG_OK) {
+        return 0;
+    }
+    proto_str_t b = body_of(buf);
+    return proto_msg_request_decode(b.ptr, b.len, &alloc, out, &err) == PROTO_MSG_OK;
+}
+
 TEST(request_header_bytes_not_utf8_sent_as_replacement)
 {
     proto_pair_t headers[] = {{S("X-Latin1"), S("caf\xe9"), NULL},
                               {S("Authorization"), S("Bearer \xc0\x80"), NULL}};
-    proto_decision_request_t in, out;
+    proto_decision_request_t out;
     proto_buf_t buf;
-    proto_msg_error_t err;
-    memset(&in, 0, sizeof(in));
-    in.type = PROTO_REQ_REQUEST;
-    in.method_arn = S("arn:x");
-    in.headers = headers;
-    in.header_count = 2;
-    proto_buf_init(&buf, 4096, 1);
-    CHECK(proto_msg_request_encode(&buf, 4096, &in, &err) == PROTO_MSG_OK);
-    proto_str_t b = body_of(&buf);
-    CHECK(proto_msg_request_decode(b.ptr, b.len, &alloc, &out, &err) == PROTO_MSG_OK);
+    CHECK(request_headers_round_trip(headers, 2, &buf, &out));
     CHECK(out.header_count == 2);
     if (out.header_count != 2) {
         proto_buf_free(&buf);
@@ -154,19 +166,10 @@ TEST(request_joined_header_bytes_not_utf8_sent_as_replacement)
                                S("\xe2\x82\xac"
                                  "1\xf0\x9f\x98\x80"),
                                NULL}};
-    proto_decision_request_t in, out;
+    proto_decision_request_t out;
     proto_buf_t buf;
-    proto_msg_error_t err;
     proto_str_t v;
-    memset(&in, 0, sizeof(in));
-    in.type = PROTO_REQ_REQUEST;
-    in.method_arn = S("arn:x");
-    in.headers = headers;
-    in.header_count = 3;
-    proto_buf_init(&buf, 4096, 1);
-    CHECK(proto_msg_request_encode(&buf, 4096, &in, &err) == PROTO_MSG_OK);
-    proto_str_t b = body_of(&buf);
-    CHECK(proto_msg_request_decode(b.ptr, b.len, &alloc, &out, &err) == PROTO_MSG_OK);
+    CHECK(request_headers_round_trip(headers, 3, &buf, &out));
     CHECK(proto_pairs_find_ci(out.headers, out.header_count, S("x-a"), &v) == 1);
     CHECK(str_is(v, "a\xef\xbf\xbd, b\xc3\xa9"
                     "c\xef\xbf\xbd\xef\xbf\xbd"));
