@@ -298,27 +298,42 @@ int proto_msg_gen_text(proto_msg_writer_t *w, proto_str_t s)
     return scratch_append_repaired(w, s) && gen_scratch(w);
 }
 
+/* The next character of s from *i as proto_msg_gen_text() writes it: a whole UTF-8 sequence, or
+ * U+FFFD for a byte outside one. */
+static proto_str_t text_next_char(proto_str_t s, size_t *i)
+{
+    const char *p = s.ptr + *i;
+    size_t n = utf8_seq_len((const unsigned char *)p, s.len - *i);
+    if (n == 0) {
+        *i += 1;
+        return proto_str_make(utf8_replacement, sizeof(utf8_replacement) - 1);
+    }
+    *i += n;
+    return proto_str_make(p, n);
+}
+
+/* Compares two names as they will be written, not as they came: "\xc0\x80" and two U+FFFD are
+ * different bytes but the same member once repaired, and a JSON object must not hold a member
+ * twice (the daemon refuses such a frame). */
 static int pair_name_eq(proto_str_t a, proto_str_t b, int fold_case)
 {
-    if (a.len != b.len) {
-        return 0;
-    }
-    if (!fold_case) {
-        return proto_str_eq(a, b);
-    }
-    for (size_t i = 0; i < a.len; i++) {
-        unsigned char x = (unsigned char)a.ptr[i], y = (unsigned char)b.ptr[i];
-        if (x >= 'A' && x <= 'Z') {
-            x = (unsigned char)(x - 'A' + 'a');
+    size_t i = 0, j = 0;
+    while (i < a.len && j < b.len) {
+        proto_str_t x = text_next_char(a, &i), y = text_next_char(b, &j);
+        if (x.len != y.len) {
+            return 0;
         }
-        if (y >= 'A' && y <= 'Z') {
-            y = (unsigned char)(y - 'A' + 'a');
-        }
-        if (x != y) {
+        if (x.len == 1 && fold_case) {
+            unsigned char cx = (unsigned char)x.ptr[0], cy = (unsigned char)y.ptr[0];
+            if ((cx >= 'A' && cx <= 'Z' ? cx + 32 : cx) !=
+                (cy >= 'A' && cy <= 'Z' ? cy + 32 : cy)) {
+                return 0;
+            }
+        } else if (memcmp(x.ptr, y.ptr, x.len) != 0) {
             return 0;
         }
     }
-    return 1;
+    return i == a.len && j == b.len;
 }
 
 int proto_msg_gen_pairs_joined(proto_msg_writer_t *w, const proto_pair_t *pairs, size_t count,

@@ -179,6 +179,40 @@ TEST(request_joined_header_bytes_not_utf8_sent_as_replacement)
     proto_buf_free(&buf);
 }
 
+/* Found by fuzz_request: names that differ as bytes but are the same once repaired ("\xc0\x80" is
+ * written as two U+FFFD) must be joined, or the object holds a member twice and the daemon
+ * refuses the frame. */
+TEST(request_pair_names_equal_once_repaired_are_joined)
+{
+    proto_pair_t query[] = {{S("a\xc0\x80"), S("1"), NULL},
+                            {S("a\xef\xbf\xbd\xef\xbf\xbd"), S("2"), NULL},
+                            {S("A\xc0\x80"), S("3"), NULL}};
+    proto_pair_t headers[] = {{S("X-\xff"), S("1"), NULL}, {S("x-\xfe"), S("2"), NULL}};
+    proto_decision_request_t in, out;
+    proto_buf_t buf;
+    proto_msg_error_t err;
+    proto_str_t v;
+    memset(&in, 0, sizeof(in));
+    in.type = PROTO_REQ_REQUEST;
+    in.method_arn = S("arn:x");
+    in.query = query;
+    in.query_count = 3;
+    in.headers = headers;
+    in.header_count = 2;
+    proto_buf_init(&buf, 4096, 1);
+    CHECK(proto_msg_request_encode(&buf, 4096, &in, &err) == PROTO_MSG_OK);
+    proto_str_t b = body_of(&buf);
+    CHECK(proto_msg_request_decode(b.ptr, b.len, &alloc, &out, &err) == PROTO_MSG_OK);
+    CHECK(out.query_count == 2 && out.header_count == 1);
+    if (out.query_count == 2 && out.header_count == 1) {
+        CHECK(str_is(out.query[0].value, "1,2")); /* query names compare exactly: "A" is apart */
+        CHECK(str_is(out.query[1].value, "3"));
+        CHECK(proto_pairs_find_ci(out.headers, 1, S("x-\xef\xbf\xbd"), &v) == 1);
+        CHECK(str_is(v, "1, 2"));
+    }
+    proto_buf_free(&buf);
+}
+
 TEST(request_encode_refuses_nul_or_bad_utf8_in_method_arn)
 {
     proto_decision_request_t in;
@@ -698,6 +732,7 @@ int main(void)
     RUN(request_request_round_trip_with_joined_repeats);
     RUN(request_header_bytes_not_utf8_sent_as_replacement);
     RUN(request_joined_header_bytes_not_utf8_sent_as_replacement);
+    RUN(request_pair_names_equal_once_repaired_are_joined);
     RUN(request_encode_refuses_nul_or_bad_utf8_in_method_arn);
     RUN(request_encode_past_cap_leaves_buffer_as_it_was);
     RUN(request_decode_api_gateway_event_with_nulls_and_extras);
