@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 
+#include "daemon/epoch_file.h"
 #include "daemon/jwks_store.h"
 #include "daemon/log.h"
 #include "jose/pool.h"
@@ -71,7 +72,7 @@ static int admin_token_key(proto_str_t token, unsigned char key[DCACHE_KEY_BYTES
            n == DCACHE_KEY_BYTES;
 }
 
-static void admin_flush(gen_t *g, const proto_admin_request_t *req, proto_buf_t *out)
+static void admin_flush(srv_t *srv, gen_t *g, const proto_admin_request_t *req, proto_buf_t *out)
 {
     size_t n = 0;
     if (g->dcache) {
@@ -88,6 +89,9 @@ static void admin_flush(gen_t *g, const proto_admin_request_t *req, proto_buf_t 
             n = dcache_flush_all(g->dcache);
         }
     }
+    /* Web servers keep decisions of their own (keyed by request, not by principal or token):
+     * every flush, of any scope, ends all of them. */
+    epoch_file_bump(srv->epoch);
     log_msg(LOGL_INFO, "admin: flushed %zu cached decision(s)", n);
     proto_msg_writer_t w;
     if (proto_msg_writer_begin(&w, out, ADMIN_REPLY_MAX_BYTES) != PROTO_MSG_OK) {
@@ -188,7 +192,7 @@ int admin_request(srv_t *srv, gen_t *g, apr_pool_t *rp, proto_str_t frame, int64
     }
     switch (req.cmd) {
     case PROTO_ADMIN_FLUSH:
-        admin_flush(g, &req, out);
+        admin_flush(srv, g, &req, out);
         return 0;
     case PROTO_ADMIN_STATS:
         admin_stats(srv, g, &req, now, 0, out);

@@ -56,6 +56,16 @@ static int decide_token_hash(decide_env_t *env, proto_str_t token,
            EVP_DigestFinal_ex(env->md_ctx, hash, &n) == 1 && n == DCACHE_KEY_BYTES;
 }
 
+/* A reply's "ttl" tells a client how long it may reuse the decision (ngx_http_jwtauthz_module's
+ * per-worker cache does): never past the second the issuer's keys stop serving, after which this
+ * daemon answers ERROR 503 for the same token. */
+static int64_t decide_ttl_serving(struct jwks_issuer *ji, int64_t ttl, int64_t now)
+{
+    int64_t until = jwks_issuer_serving_until(ji);
+    int64_t left = until > now ? until - now : 0;
+    return left < ttl ? left : ttl;
+}
+
 /* A cache hit is only as good as what it was decided under: the same rules (generation) and a
  * key that is still published (removal epoch). */
 static int decide_from_cache(decide_env_t *env, gen_t *g, const unsigned char *hash,
@@ -87,7 +97,7 @@ static int decide_from_cache(decide_env_t *env, gen_t *g, const unsigned char *h
         .principal = proto_str_make(tail, e.principal_len),
         .context_json = proto_str_make(tail + e.principal_len, e.context_len),
         .cached = 1,
-        .ttl = e.expires_at - now,
+        .ttl = decide_ttl_serving(g->jwks[e.issuer], e.expires_at - now, now),
     };
     decide_reply_grant(rc, &grant, out);
     return 1;
@@ -205,7 +215,7 @@ static decide_result_e decide_verify(decide_env_t *env, gen_t *g, apr_pool_t *rp
         .match = &match,
         .principal = pv->u.string,
         .cached = 0,
-        .ttl = decide_ttl(g, &t.claims, now),
+        .ttl = decide_ttl_serving(ji, decide_ttl(g, &t.claims, now), now),
     };
     if (decide_context_json(rp, iss, t.claims.root, &grant.context_json) != 0) {
         decide_reply_error(rc, 500, JOSE_E_INTERNAL, out);

@@ -51,6 +51,13 @@ proto_str_t jwks_issuer_name(const jwks_issuer_t *iss)
     return iss->name;
 }
 
+void jwks_issuer_removed(jwks_issuer_t *iss)
+{
+    if (iss->store->removal.fn != NULL) {
+        iss->store->removal.fn(iss->store->removal.ctx);
+    }
+}
+
 uint32_t jwks_issuer_removal_epoch(jwks_issuer_t *iss)
 {
     return apr_atomic_read32(&iss->removal_epoch);
@@ -137,6 +144,7 @@ int jwks_issuer_install(jwks_issuer_t *iss, jwks_set_t *set, int fetched, int64_
     iss->expired = 0;
     if (drops) {
         apr_atomic_inc32(&iss->removal_epoch);
+        jwks_issuer_removed(iss);
     }
     if (fetched) {
         jwks_policy_fetch_succeeded(&iss->params, &iss->sched, now, f);
@@ -345,6 +353,11 @@ void jwks_issuer_publish_serving_locked(jwks_issuer_t *iss)
     apr_atomic_set64(&iss->serving_until, (apr_uint64_t)until);
 }
 
+int64_t jwks_issuer_serving_until(jwks_issuer_t *iss)
+{
+    return (int64_t)apr_atomic_read64(&iss->serving_until);
+}
+
 int jwks_issuer_serving(jwks_issuer_t *iss, int64_t now)
 {
     return now < (int64_t)apr_atomic_read64(&iss->serving_until);
@@ -358,6 +371,7 @@ int jwks_issuer_expire_locked(jwks_issuer_t *iss, int64_t now)
     }
     iss->expired = 1;
     apr_atomic_inc32(&iss->removal_epoch);
+    jwks_issuer_removed(iss);
     return 1;
 }
 

@@ -71,6 +71,10 @@ struct jwks_store {
         void *ctx;
     } hooks[JWKS_MAX_CHANGE_HOOKS];
     size_t nhooks;
+    struct {
+        jwks_change_fn fn; /* set before any thread but the main one runs; read without a lock */
+        void *ctx;
+    } removal;
     jwks_log_fn log;
     void *log_ctx;
     jwks_clock_fn clock;
@@ -130,6 +134,9 @@ void jwks_issuer_publish_serving_locked(jwks_issuer_t *iss);
  * once. Returns 1 when it just did (then log with jwks_issuer_log_expired, unlocked). */
 int jwks_issuer_expire_locked(jwks_issuer_t *iss, int64_t now);
 void jwks_issuer_log_expired(jwks_issuer_t *iss, int64_t max_stale_s);
+
+/* Calls the removal hook, if any (see jwks_store_on_removal): iss's removal epoch just moved. */
+void jwks_issuer_removed(jwks_issuer_t *iss);
 
 /* Wakes the fetcher (no-op without one): new work was queued. */
 void jwks_store_wake(jwks_store_t *store);

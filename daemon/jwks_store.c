@@ -94,6 +94,12 @@ apr_status_t jwks_store_on_change(jwks_store_t *store, jwks_change_fn fn, void *
     return st;
 }
 
+void jwks_store_on_removal(jwks_store_t *store, jwks_change_fn fn, void *ctx)
+{
+    store->removal.fn = fn;
+    store->removal.ctx = ctx;
+}
+
 void jwks_store_notify(jwks_store_t *store)
 {
     jwks_change_fn fns[JWKS_MAX_CHANGE_HOOKS];

@@ -76,6 +76,13 @@ int64_t jwks_clock_realtime(void *ctx);
  * back into the store. Returns APR_SUCCESS, or APR_ENOSPC past JWKS_MAX_CHANGE_HOOKS. */
 apr_status_t jwks_store_on_change(jwks_store_t *store, jwks_change_fn fn, void *ctx);
 
+/* Sets the hook called whenever an issuer's removal epoch moves (a newly installed set lacks a
+ * key the previous one had; a set expired past jwks_max_stale), after the change is in place, on
+ * whichever thread made it and possibly with that issuer's lock held: it must be lock-free and
+ * must not call back into the store (the daemon bumps its epoch file, epoch_file.h). One hook;
+ * set it before jwks_store_start() and before worker threads run. fn NULL removes it. */
+void jwks_store_on_removal(jwks_store_t *store, jwks_change_fn fn, void *ctx);
+
 /* Applies a config generation: issuers are matched by issuer string; one whose key source (kind
  * and URL or file) is unchanged keeps its set, schedule and epoch and takes the new timings; a new
  * one is created, loads its persisted set (fetched issuers, when cache_dir is set) or reads its
@@ -141,6 +148,11 @@ uint32_t jwks_issuer_removal_epoch(jwks_issuer_t *iss);
 /* 1 while the issuer's current set is within jwks_max_stale of its last good fetch at now (always
  * for key files), 0 otherwise. Lock-free, for the decision cache's hit path. */
 int jwks_issuer_serving(jwks_issuer_t *iss, int64_t now);
+
+/* The second (since the epoch) from which the issuer's current set stops serving: INT64_MAX for
+ * key files, INT64_MIN when the issuer never had a confirmed set. Lock-free. A decision made with
+ * the set must not be handed out as reusable past it (the reply's "ttl"). */
+int64_t jwks_issuer_serving_until(jwks_issuer_t *iss);
 
 /* A token's kid is not in the set: queues a fetch unless one is queued or in flight, or one began
  * within jwks_min_refresh. Returns 1 when a fetch is now pending (queued or in flight: park the

@@ -15,6 +15,7 @@
 #include <apr_pools.h>
 
 #include "daemon/conf.h"
+#include "daemon/epoch_file.h"
 #include "daemon/jwks_persist.h"
 #include "daemon/jwks_store.h"
 #include "daemon/listen.h"
@@ -177,6 +178,24 @@ static void main_keys_changed(void *ctx)
     }
 }
 
+/* Called when an issuer's removal epoch moves (a withdrawn key, keys past jwks_max_stale), on
+ * the thread that moved it, maybe under an issuer lock: only the lock-free bump. */
+static void main_keys_removed(void *ctx)
+{
+    srv_t *srv = ctx;
+    epoch_file_bump(srv->epoch);
+}
+
+/* The epoch file next to the decision socket, wherever it really is (systemd's socket may be
+ * bound elsewhere than the config says). Without it web servers simply do not reuse decisions. */
+static void main_open_epoch_file(srv_t *srv, apr_pool_t *p, const listen_t *dec)
+{
+    char err[512];
+    if (epoch_file_open(p, listen_path(dec), &srv->epoch, err, sizeof(err)) != APR_SUCCESS) {
+        log_msg(LOGL_WARN, "%s: web servers will not cache decisions", err);
+    }
+}
+
 static apr_status_t main_open_listeners(srv_t *srv, apr_pool_t *p, listen_t **dec, listen_t **adm)
 {
     sd_fds_t sd;
@@ -268,6 +287,8 @@ static int main_run(const main_opts_t *o, apr_pool_t *pool)
         main_drop_gen(srv);
         return MAIN_EXIT_STARTUP;
     }
+    main_open_epoch_file(srv, pool, dec);
+    jwks_store_on_removal(srv->jwks, main_keys_removed, srv);
     jwks_store_on_change(srv->jwks, main_keys_changed, NULL);
     if (jwks_store_start(srv->jwks) != APR_SUCCESS) {
         log_msg(LOGL_ERROR, "cannot start the key fetcher");
@@ -304,6 +325,8 @@ static int main_run(const main_opts_t *o, apr_pool_t *pool)
     loops_wake(main_loops, main_nloops, 0);
     loops_join(main_loops, main_nloops);
     jwks_store_stop(srv->jwks);
+    /* Nothing decides any more: the web servers' reused decisions end with us. */
+    epoch_file_close(srv->epoch);
     listen_close(dec);
     listen_close(adm);
     main_drop_gen(srv);

@@ -5,6 +5,7 @@
 
 #include <time.h>
 
+#include "daemon/epoch_file.h"
 #include "daemon/jwks_store.h"
 #include "daemon/log.h"
 
@@ -104,6 +105,10 @@ apr_status_t srv_reload(srv_t *s, conf_errors_t *errs)
     s->gen = g;
     apr_atomic_set32(&s->gen_id, g->id);
     apr_thread_mutex_unlock(s->gen_lock);
+    /* After the swap: a request a web server sends after it sees the new epoch reaches a loop
+     * after the swap, and the loops take the current generation each time they wake, before
+     * they read what woke them (loop.c), so it is decided under the new rules. */
+    epoch_file_bump(s->epoch);
     gen_release(old);
     log_msg(LOGL_INFO, "config generation %u loaded from %s (%zu issuer(s), %zu rule(s))", g->id,
             s->conf_path, conf->nissuers, conf->rules.n);

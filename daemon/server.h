@@ -17,6 +17,7 @@
 
 struct jwks_store;
 struct jwks_issuer;
+struct epoch_file;
 
 typedef struct gen {
     apr_pool_t *pool; /* the generation pool: conf, cache, lookup tables */
@@ -34,12 +35,14 @@ typedef struct srv {
     gen_t *gen;
     volatile apr_uint32_t gen_id; /* id of gen: the lock-free "has it changed?" check */
     struct jwks_store *jwks;
+    struct epoch_file *epoch; /* next to the decision socket; NULL when it could not be made */
     stats_t stats;
     volatile apr_uint32_t stopping;
 } srv_t;
 
 /* Loads path as a new generation and, on success, makes it current (the old one lives on until
- * its last holder releases it). On failure the current generation stays, and errs says why.
+ * its last holder releases it) and then moves the epoch file (web servers stop reusing decisions
+ * made under the old rules). On failure the current generation stays, and errs says why.
  * Returns APR_SUCCESS or conf_load()'s status. Callers serialise reloads (admin, SIGHUP). */
 apr_status_t srv_reload(srv_t *s, conf_errors_t *errs);
 

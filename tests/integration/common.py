@@ -252,6 +252,19 @@ class Daemon(daemon_tool.Daemon):
         check(r.get("ok") is True, f"admin {obj} failed: {r}")
         return r
 
+    @property
+    def epoch_path(self):
+        """The epoch file next to the decision socket (proto/epoch.h)."""
+        return Path(self.sock + ".epoch")
+
+    def epoch(self):
+        """(instance, epoch) from the epoch file, read as a web server module reads it; checks
+        the magic. Layout: 16 bytes of magic, then two native-endian 64-bit words."""
+        data = self.epoch_path.read_bytes()
+        check(len(data) == 4096, f"epoch file is {len(data)} bytes, want one page")
+        check(data[:16] == b"JWTAUTHZEPOCH1\0\0", f"epoch file magic {data[:16]!r}")
+        return struct.unpack("=QQ", data[16:32])
+
     def keys_of(self, issuer):
         for i in self.admin_ok({"cmd": "keys"})["issuers"]:
             if i["issuer"] == issuer:

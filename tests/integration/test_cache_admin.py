@@ -7,6 +7,9 @@ not survive) and keep the old one when the new file is bad. jwtauthzctl's admin 
 Run alone: /usr/bin/python3 test_cache_admin.py [CASE ...]."""
 
 import json
+import mmap
+import signal
+import struct
 import time
 
 from common import (Daemon, Idp, Suite, arn, check, expect, mint, request_token, wait_until)
@@ -362,6 +365,74 @@ def reload_rereads_jwks_file(c):
         expect(request_token(d, new), "ALLOW")
         expect(request_token(d, c.keys.token("rs256-1", iss=file_iss)), "UNAUTHORIZED",
                reason="unknown_kid")
+    finally:
+        d.cleanup()
+
+
+# ---- the epoch file (what web servers' own caches check) ------------------------------------------
+
+@suite.case
+def epoch_file_moves_on_every_flush_and_reload_only(c):
+    instance, epoch = c.d.epoch()
+    check(instance != 0 and epoch >= 1, f"instance {instance:#x}, epoch {epoch}")
+    mode = c.d.epoch_path.stat().st_mode & 0o777
+    check(mode & 0o022 == 0, f"epoch file mode {mode:o}: writable by others")
+    moves = [
+        ("flush", lambda: c.d.admin_ok({"cmd": "flush"})),
+        ("flush principal", lambda: c.d.admin_ok({"cmd": "flush", "principal": "nobody"})),
+        ("flush token", lambda: c.d.admin_ok({"cmd": "flush", "token": tok(c)})),
+        ("admin reload", lambda: c.d.admin_ok({"cmd": "reload"})),
+    ]
+    for what, do in moves:
+        do()
+        now_instance, now_epoch = c.d.epoch()
+        check(now_instance == instance, f"{what}: the instance changed")
+        check(now_epoch == epoch + 1, f"{what}: epoch {epoch} -> {now_epoch}, want +1")
+        epoch = now_epoch
+    gen = generation(c.d)
+    c.d.reload()
+    wait_until(lambda: generation(c.d) == gen + 1, 5, what="SIGHUP reload")
+    check(c.d.epoch() == (instance, epoch + 1), f"SIGHUP: {c.d.epoch()}")
+    epoch += 1
+    # Decisions, stats and a bad reload decide nothing anew: the epoch stays.
+    t = tok(c)
+    expect(request_token(c.d, t), "ALLOW")
+    expect(request_token(c.d, t), "ALLOW", cached=True)
+    c.d.admin_ok({"cmd": "stats"})
+    good = dict(c.d.config)
+    try:
+        c.d.write_config(text='{"listen": ')
+        check(c.d.admin({"cmd": "reload"}).get("ok") is False, "a bad config loaded")
+    finally:
+        c.d.write_config(good)
+    check(c.d.epoch() == (instance, epoch), f"moved without a reason: {c.d.epoch()}")
+
+
+@suite.case
+def epoch_file_gone_at_sigterm_new_instance_at_start(c):
+    d = Daemon(suite, issuers=[c.idp.issuer_conf()]).start()
+    try:
+        instance, _ = d.epoch()
+        with open(d.epoch_path, "rb") as f:
+            # A module's view across the stop: its mapping outlives the name.
+            m = mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ)
+            before = struct.unpack("=Q", m[24:32])[0]
+            d.stop()
+            check(not d.epoch_path.exists(), "SIGTERM left the epoch file")
+            after = struct.unpack("=Q", m[24:32])[0]
+            check(after == before + 1, f"SIGTERM: epoch {before} -> {after}, want +1")
+            m.close()
+        d.start()
+        check(d.epoch()[0] != instance, "a restart kept the instance id")
+        # SIGKILL leaves the file; the next start takes it over with a new instance and a later
+        # epoch, so nothing decided by the killed one can match.
+        instance, epoch = d.epoch()
+        d.stop(signal.SIGKILL)
+        check(d.epoch_path.exists() and d.epoch() == (instance, epoch), "SIGKILL changed the file")
+        d.start()
+        new_instance, new_epoch = d.epoch()
+        check(new_instance != instance and new_epoch > epoch,
+              f"after SIGKILL: {instance:#x}/{epoch} -> {new_instance:#x}/{new_epoch}")
     finally:
         d.cleanup()
 

@@ -157,10 +157,15 @@ def cached_allow_refused_after_key_rotated_out(c):
     expect(request_token(c.d, old), "ALLOW", cached=False)
     expect(request_token(c.d, old), "ALLOW", cached=True)
     epoch = c.d.keys_of(c.idp.issuer)["removal_epoch"]
+    file_instance, file_epoch = c.d.epoch()
     c.idp.publish("rs256-2", "es256-1")
     k = c.d.refresh_and_wait(c.idp.issuer)
     check(sorted(x["kid"] for x in k["keys"]) == ["es256-1", "rs256-2"], f"keys {k['keys']}")
     check(k["removal_epoch"] > epoch, f"removal_epoch {epoch} -> {k['removal_epoch']}")
+    # Web servers' caches hear of it too: the epoch file moved with the removal epoch.
+    now_instance, now_epoch = c.d.epoch()
+    check(now_instance == file_instance and now_epoch > file_epoch,
+          f"epoch file {file_epoch} -> {now_epoch} on a withdrawn key")
     r = request_token(c.d, old)
     check(r.get("verdict") != "ALLOW", f"cached ALLOW survived the removal of its key: {r}")
     expect(r, "UNAUTHORIZED", cached=None, reason="unknown_kid")
@@ -258,9 +263,15 @@ def idp_down_past_max_stale_is_error_503(c):
     try:
         d.wait_keys(idp.issuer)
         t = idp.token("rs256-1")
-        expect(request_token(d, t), "ALLOW", cached=False)
-        expect(request_token(d, t), "ALLOW", cached=True)
+        r = expect(request_token(d, t), "ALLOW", cached=False)
+        # The reply's ttl (what web servers' caches reuse it for) ends when the keys go stale
+        # (stale_at: the second after confirmed_at + jwks_max_stale), not at the decision
+        # cache's 300 s.
+        check(0 < r["ttl"] <= 3, f"ttl {r['ttl']} with jwks_max_stale 2")
+        r = expect(request_token(d, t), "ALLOW", cached=True)
+        check(0 < r["ttl"] <= 3, f"cached: ttl {r['ttl']} with jwks_max_stale 2")
         epoch = d.keys_of(idp.issuer)["removal_epoch"]
+        file_epoch = d.epoch()[1]
         idp.server.stop()
         # The daemon expires the set (moving the epoch cached decisions are checked against) as
         # the second stale_at begins, not up to a second later.
@@ -268,6 +279,7 @@ def idp_down_past_max_stale_is_error_503(c):
             d.keys_of(idp.issuer)), 6, interval=0.02, what="the key set expiring")
         late = time.time() - k["stale_at"]
         check(late < 0.5, f"the set expired {late:.2f}s after stale_at")
+        check(d.epoch()[1] > file_epoch, "the epoch file did not move when the keys went stale")
         check(k["stale"] and not k["serving"] and k["fetches"]["failed"] >= 1, f"keys {k}")
         for tok in (t, idp.token("rs256-1")):
             r = request_token(d, tok)
