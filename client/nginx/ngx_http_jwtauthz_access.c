@@ -1,11 +1,13 @@
-/* ngx_http_jwtauthz_module's access-phase handler: asks jwtauthzd for a decision and turns the
- * verdict into nginx's answer (continue, 401, 403, 503). It never waits: it parks the request
- * (NGX_AGAIN) and the reply, the timeout or a failure resumes it through
- * ngx_http_jwtauthz_finish(). Wire I/O is in _conn.c, the request event in _event.c; nothing
- * here logs a token. */
+/* ngx_http_jwtauthz_module's access-phase handler: asks jwtauthzd for a decision (or, with
+ * jwtauthz_cache, first the worker's cache of its decisions, _cache.c) and turns the verdict into
+ * nginx's answer (continue, 401, 403, 503). It never waits: it parks the request (NGX_AGAIN) and
+ * the reply, the timeout or a failure resumes it through ngx_http_jwtauthz_finish(). Wire I/O is
+ * in _conn.c, the request event in _event.c; nothing here logs a token. */
 #include "ngx_http_jwtauthz_module.h"
 
 static ngx_int_t ngx_http_jwtauthz_answer(ngx_http_request_t *r, ngx_http_jwtauthz_ctx_t *ctx);
+static void ngx_http_jwtauthz_log_refusal(ngx_http_jwtauthz_ctx_t *ctx);
+static void ngx_http_jwtauthz_wipe(ngx_str_t *s);
 static void ngx_http_jwtauthz_ctx_cleanup(void *data);
 static void ngx_http_jwtauthz_deadline_handler(ngx_event_t *ev);
 
@@ -48,6 +50,23 @@ ngx_int_t ngx_http_jwtauthz_handler(ngx_http_request_t *r)
     ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
     ngx_http_set_ctx(r, ctx, ngx_http_jwtauthz_module);
 
+    /* The cache first: a hit answers as the daemon's reply did, without any I/O. A request the
+     * codec refuses is refused again just below, the same way as without the cache. */
+    if (jlcf->cache_entries &&
+        ngx_http_jwtauthz_event_encode(r, jlcf, NULL, &ctx->key) == JWTAUTHZ_OK) {
+        switch (ngx_http_jwtauthz_cache_lookup(ctx, jlcf)) {
+        case NGX_OK:
+            ngx_http_jwtauthz_wipe(&ctx->key);
+            ctx->done = 1;
+            ngx_http_jwtauthz_log_refusal(ctx);
+            return ngx_http_jwtauthz_answer(r, ctx);
+        case NGX_ERROR:
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        default:
+            break;
+        }
+    }
+
     /* One request per connection at a time (see _conn.c), so the id only has to tell this
      * request's reply from a stray one: a per-worker counter does. */
     ctx->id.data = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN + 1);
@@ -57,7 +76,7 @@ ngx_int_t ngx_http_jwtauthz_handler(ngx_http_request_t *r)
     ctx->id.len = ngx_sprintf(ctx->id.data, "%ui", ++next_id) - ctx->id.data;
     ctx->id.data[ctx->id.len] = '\0';
 
-    rc = ngx_http_jwtauthz_event_encode(r, jlcf, ctx);
+    rc = ngx_http_jwtauthz_event_encode(r, jlcf, &ctx->id, &ctx->frame);
     if (rc == JWTAUTHZ_E_INVALID) {
         /* The prefix is checked at startup and nginx only accepts ASCII methods, so what the
          * codec refused is the client's path: not UTF-8 (RFC 3629 §3), or holding a NUL. */
@@ -260,6 +279,17 @@ static void ngx_http_jwtauthz_record(ngx_http_jwtauthz_ctx_t *ctx, const jwtauth
                       &ctx->reason, &ctx->peer->name);
         return;
     }
+    ngx_http_jwtauthz_log_refusal(ctx);
+}
+
+/* A 401 or 403, logged the same whether the daemon or the cache answered it. */
+static void ngx_http_jwtauthz_log_refusal(ngx_http_jwtauthz_ctx_t *ctx)
+{
+    ngx_http_request_t *r = ctx->request;
+
+    if (ctx->verdict != JWTAUTHZ_UNAUTHORIZED && ctx->verdict != JWTAUTHZ_DENY) {
+        return;
+    }
     /* The reason code, never the token: enough to tell an expired token from a forged one. */
     if (ctx->reason.len) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "jwtauthz: %s (%V)",
@@ -279,11 +309,12 @@ void ngx_http_jwtauthz_finish(ngx_http_jwtauthz_ctx_t *ctx, jwtauthz_reply_t *re
         ngx_del_timer(&ctx->deadline);
     }
     ngx_http_jwtauthz_record(ctx, reply);
-    jwtauthz_reply_free(reply);
-    if (ctx->frame.data) {
-        ngx_explicit_memzero(ctx->frame.data, ctx->frame.len);
-        ctx->frame.data = NULL;
+    if (ctx->key.data) {
+        ngx_http_jwtauthz_cache_store(ctx, jwtauthz_reply_ttl(reply));
+        ngx_http_jwtauthz_wipe(&ctx->key);
     }
+    jwtauthz_reply_free(reply);
+    ngx_http_jwtauthz_wipe(&ctx->frame);
     ctx->done = 1;
 
     if (!ctx->waiting) {
@@ -318,9 +349,17 @@ static void ngx_http_jwtauthz_ctx_cleanup(void *data)
         ngx_del_timer(&ctx->deadline);
     }
     ngx_http_jwtauthz_conn_abandon(ctx);
-    if (ctx->frame.data) {
-        ngx_explicit_memzero(ctx->frame.data, ctx->frame.len);
-        ctx->frame.data = NULL;
+    ngx_http_jwtauthz_wipe(&ctx->frame);
+    ngx_http_jwtauthz_wipe(&ctx->key);
+}
+
+/* An encoded request holds the token: wiped as soon as it is not needed. */
+static void ngx_http_jwtauthz_wipe(ngx_str_t *s)
+{
+    if (s->data) {
+        ngx_explicit_memzero(s->data, s->len);
+        s->data = NULL;
+        s->len = 0;
     }
 }
 

@@ -2,7 +2,8 @@
  * connect, send, receive, and a per-worker cache of idle connections per socket path (the
  * upstream keepalive module's pattern). One request is on a connection at a time: no pipelining,
  * so a decision that takes long (the daemon waiting for an IdP's keys) delays nobody else.
- * Nothing here blocks or sleeps, and nothing here knows what a verdict means. */
+ * Nothing here blocks or sleeps, and nothing here knows what a verdict means; a daemon found
+ * unreachable empties the socket's decision cache. */
 #include "ngx_http_jwtauthz_module.h"
 
 struct ngx_http_jwtauthz_conn_s {
@@ -212,6 +213,7 @@ void ngx_http_jwtauthz_conn_send(ngx_http_jwtauthz_ctx_t *ctx)
         conn = ngx_http_jwtauthz_conn_open(ctx);
     }
     if (conn == NULL) {
+        ngx_http_jwtauthz_cache_flush(ctx->peer);
         ngx_http_jwtauthz_finish(ctx, jwtauthz_reply_for_status(JWTAUTHZ_E_UNAVAILABLE, NULL));
         return;
     }
@@ -250,6 +252,7 @@ static void ngx_http_jwtauthz_conn_fail(ngx_http_jwtauthz_conn_t *conn, const ch
     }
     ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0, "jwtauthz: %s %V", what,
                   &ctx->peer->name);
+    ngx_http_jwtauthz_cache_flush(ctx->peer);
     ngx_http_jwtauthz_finish(ctx, jwtauthz_reply_for_status(JWTAUTHZ_E_UNAVAILABLE, NULL));
 }
 

@@ -158,13 +158,14 @@ static ngx_int_t ngx_http_jwtauthz_query(ngx_http_request_t *r, jwtauthz_pair_t 
 }
 
 int ngx_http_jwtauthz_event_encode(ngx_http_request_t *r, ngx_http_jwtauthz_loc_conf_t *jlcf,
-                                   ngx_http_jwtauthz_ctx_t *ctx)
+                                   ngx_str_t *id, ngx_str_t *out)
 {
     int rc = JWTAUTHZ_E_NOMEM;
     size_t len, bytes = 0;
     ngx_uint_t attempt, authorization;
     ngx_str_t arn;
-    jwtauthz_str_t id;
+    u_char *buf;
+    jwtauthz_str_t wire_id;
     jwtauthz_pair_t *headers, *query;
     jwtauthz_request_t req;
 
@@ -191,8 +192,8 @@ int ngx_http_jwtauthz_event_encode(ngx_http_request_t *r, ngx_http_jwtauthz_loc_
     /* The client's address as nginx sees it (after realip, when that module is configured). */
     req.source_ip.ptr = (const char *)r->connection->addr_text.data;
     req.source_ip.len = r->connection->addr_text.len;
-    id.ptr = (const char *)ctx->id.data;
-    id.len = ctx->id.len;
+    wire_id.ptr = id ? (const char *)id->data : NULL;
+    wire_id.len = id ? id->len : 0;
 
     bytes += arn.len + r->uri.len + r->method_name.len + r->connection->addr_text.len;
     len = NGX_HTTP_JWTAUTHZ_FRAME_GUESS_FIXED + NGX_HTTP_JWTAUTHZ_FRAME_GUESS_PER_BYTE * bytes;
@@ -200,17 +201,16 @@ int ngx_http_jwtauthz_event_encode(ngx_http_request_t *r, ngx_http_jwtauthz_loc_
     /* The guess, then (on E_SPACE, which leaves the buffer untouched and says how much is
      * needed) the exact size. */
     for (attempt = 0; attempt < 2; attempt++) {
-        ctx->frame.data = ngx_pnalloc(r->pool, len);
-        if (ctx->frame.data == NULL) {
+        buf = ngx_pnalloc(r->pool, len);
+        if (buf == NULL) {
             return JWTAUTHZ_E_NOMEM;
         }
-        ctx->frame.len = len;
-        rc = jwtauthz_encode_request(&req, id, ctx->frame.data, len, &len);
+        rc = jwtauthz_encode_request(&req, wire_id, buf, len, &len);
         if (rc == JWTAUTHZ_OK) {
-            ctx->frame.len = len;
+            out->data = buf;
+            out->len = len;
             return JWTAUTHZ_OK;
         }
-        ctx->frame.data = NULL;
         if (rc != JWTAUTHZ_E_SPACE) {
             return rc;
         }

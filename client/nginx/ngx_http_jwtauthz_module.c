@@ -10,13 +10,15 @@
 static char *ngx_http_jwtauthz_socket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_jwtauthz_resource_prefix(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_jwtauthz_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_jwtauthz_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_http_jwtauthz_peer_t *ngx_http_jwtauthz_peer_get(ngx_conf_t *cf, ngx_str_t *path);
 static ngx_int_t ngx_http_jwtauthz_init(ngx_conf_t *cf);
 static void *ngx_http_jwtauthz_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_jwtauthz_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_jwtauthz_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 
-/* CONTRACT.md "Web servers": the four directives, valid in http, server and location. */
+/* CONTRACT.md "Web servers": the four directives, valid in http, server and location; and the
+ * opt-in decision cache (docs/nginx.md). */
 static ngx_command_t ngx_http_jwtauthz_commands[] = {
     {ngx_string("jwtauthz"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
@@ -36,6 +38,10 @@ static ngx_command_t ngx_http_jwtauthz_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_http_jwtauthz_timeout, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_jwtauthz_loc_conf_t, timeout), NULL},
+
+    {ngx_string("jwtauthz_cache"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE123,
+     ngx_http_jwtauthz_cache, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
 
     ngx_null_command};
 
@@ -206,6 +212,78 @@ static char *ngx_http_jwtauthz_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void 
     return NGX_CONF_OK;
 }
 
+/* jwtauthz_cache off | N [max_ttl=TIME] [max_size=SIZE]. max_ttl takes nginx's time syntax but
+ * wants a unit: jwtauthz_timeout reads a bare number as milliseconds and nginx's own directives
+ * as seconds, and a cache lifetime off by a factor of 1000 is not a typo to guess about. */
+static char *ngx_http_jwtauthz_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_jwtauthz_loc_conf_t *jlcf = conf;
+    ngx_str_t *value, s;
+    ngx_int_t n, ttl;
+    ssize_t size;
+    ngx_uint_t i;
+
+    if (jlcf->cache_entries != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+    value = cf->args->elts;
+    ttl = NGX_HTTP_JWTAUTHZ_CACHE_MAX_TTL_DEFAULT_MS;
+    size = NGX_HTTP_JWTAUTHZ_CACHE_MAX_SIZE_DEFAULT;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        if (cf->args->nelts > 2) {
+            return "takes no parameters after \"off\"";
+        }
+        jlcf->cache_entries = 0;
+        jlcf->cache_max_ttl = (ngx_msec_t)ttl;
+        jlcf->cache_max_size = (size_t)size;
+        return NGX_CONF_OK;
+    }
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n == 0 || n > NGX_HTTP_JWTAUTHZ_CACHE_MAX_ENTRIES) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "jwtauthz_cache \"%V\": want \"off\" or a number of entries from 1 "
+                           "to %d",
+                           &value[1], NGX_HTTP_JWTAUTHZ_CACHE_MAX_ENTRIES);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (value[i].len > 8 && ngx_strncmp(value[i].data, "max_ttl=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            ttl = ngx_atoi(s.data, s.len) == NGX_ERROR ? ngx_parse_time(&s, 0) : NGX_ERROR;
+            if (ttl == NGX_ERROR || ttl == 0 || ttl > NGX_HTTP_JWTAUTHZ_CACHE_MAX_TTL_CEILING_MS) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "jwtauthz_cache: invalid \"%V\": a time with its unit "
+                                   "(\"500ms\", \"30s\", \"5m\"), above 0 and at most 1d",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+            continue;
+        }
+        if (value[i].len > 9 && ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+            size = ngx_parse_size(&s);
+            if (size == NGX_ERROR || size < NGX_HTTP_JWTAUTHZ_CACHE_MAX_SIZE_FLOOR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "jwtauthz_cache: invalid \"%V\": a size of at least 64k",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+            continue;
+        }
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "jwtauthz_cache: invalid parameter \"%V\"",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+    jlcf->cache_entries = (ngx_uint_t)n;
+    jlcf->cache_max_ttl = (ngx_msec_t)ttl;
+    jlcf->cache_max_size = (size_t)size;
+    return NGX_CONF_OK;
+}
+
 static void *ngx_http_jwtauthz_create_main_conf(ngx_conf_t *cf)
 {
     ngx_http_jwtauthz_main_conf_t *jmcf;
@@ -233,6 +311,9 @@ static void *ngx_http_jwtauthz_create_loc_conf(ngx_conf_t *cf)
     jlcf->enable = NGX_CONF_UNSET;
     jlcf->peer = NGX_CONF_UNSET_PTR;
     jlcf->timeout = NGX_CONF_UNSET_MSEC;
+    jlcf->cache_entries = NGX_CONF_UNSET_UINT;
+    jlcf->cache_max_ttl = NGX_CONF_UNSET_MSEC;
+    jlcf->cache_max_size = NGX_CONF_UNSET_SIZE;
     return jlcf;
 }
 
@@ -253,6 +334,23 @@ static char *ngx_http_jwtauthz_merge_loc_conf(ngx_conf_t *cf, void *parent, void
     ngx_conf_merge_str_value(conf->resource_prefix, prev->resource_prefix,
                              NGX_HTTP_JWTAUTHZ_DEFAULT_PREFIX);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, JWTAUTHZ_DEFAULT_TIMEOUT_MS);
+
+    /* jwtauthz_cache's parameters go together: a level that sets it takes none from above. */
+    if (conf->cache_entries == NGX_CONF_UNSET_UINT) {
+        conf->cache_entries = prev->cache_entries;
+        conf->cache_max_ttl = prev->cache_max_ttl;
+        conf->cache_max_size = prev->cache_max_size;
+    }
+    ngx_conf_init_uint_value(conf->cache_entries, 0);
+    ngx_conf_init_msec_value(conf->cache_max_ttl, NGX_HTTP_JWTAUTHZ_CACHE_MAX_TTL_DEFAULT_MS);
+    ngx_conf_init_size_value(conf->cache_max_size, NGX_HTTP_JWTAUTHZ_CACHE_MAX_SIZE_DEFAULT);
+    /* One cache per socket in each worker, as large as the largest location using it asks. */
+    if (conf->cache_entries > conf->peer->cache_entries) {
+        conf->peer->cache_entries = conf->cache_entries;
+    }
+    if (conf->cache_entries && conf->cache_max_size > conf->peer->cache_size) {
+        conf->peer->cache_size = conf->cache_max_size;
+    }
     return NGX_CONF_OK;
 }
 

@@ -16,6 +16,7 @@ JWTAUTHZ_E2E_LOGS=DIR copies nginx's and the daemon's logs there at the end.
 """
 
 import contextlib
+import fcntl
 import http.client
 import json
 import os
@@ -49,6 +50,8 @@ RULES = [
     {"resource": "arn:aws:execute-api:*:*:*/*/POST/orders*", "scopes": ["orders:write"]},
     {"resource": "arn:aws:execute-api:*:*:*/*/*/internal/*", "effect": "Deny"},
     {"resource": "arn:aws:execute-api:*:*:*/*/GET/internal/*", "scopes": ["orders:read"]},
+    # /cached/ is the location with jwtauthz_cache on.
+    {"resource": "arn:aws:execute-api:*:*:*/*/GET/cached/*", "scopes": ["orders:read"]},
 ]
 # How long the slow fake daemon sits on a request; far beyond what any other request may take.
 SLOW_S = 3.0
@@ -102,10 +105,19 @@ class FakeDaemon:
     according to mode: "slow" (ALLOW after delay seconds, echoing the id), "trickle" (a large
     ALLOW in pieces: the frame header, then the body in 1000-byte parts), "wrong_id" (ALLOW for
     another id), "no_id" (ALLOW without an id), "garbage" (a frame that is not JSON), "close"
-    (hang up without a reply)."""
+    (hang up without a reply), "scripted" (self.reply with the request's id). With epoch=True it
+    also keeps an epoch file next to its socket (proto/epoch.h), locked as jwtauthzd keeps its
+    own, so the module's jwtauthz_cache trusts it."""
 
-    def __init__(self, path, mode, delay=0.0):
+    def __init__(self, path, mode, delay=0.0, epoch=False):
         self.path, self.mode, self.delay = str(path), mode, delay
+        self.reply = {}
+        self.epoch_fd = None
+        if epoch:
+            self.epoch_fd = os.open(self.path + ".epoch", os.O_CREAT | os.O_RDWR, 0o600)
+            os.ftruncate(self.epoch_fd, 4096)
+            os.pwrite(self.epoch_fd, b"JWTAUTHZEPOCH1\0\0" + struct.pack("=QQ", 0x5EED, 1), 0)
+            fcntl.lockf(self.epoch_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.received = threading.Event()
         self.requests = []
         self.connections = 0
@@ -160,6 +172,8 @@ class FakeDaemon:
                     conn.sendall(frame(allow))
                 elif self.mode == "garbage":
                     conn.sendall(struct.pack(">I", 9) + b"not json!")
+                elif self.mode == "scripted":
+                    conn.sendall(frame(dict(self.reply, id=rid)))
                 else:
                     return
         except (OSError, EOFError, ValueError):
@@ -177,6 +191,10 @@ class FakeDaemon:
         self._thread.join(5)
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+        if self.epoch_fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path + ".epoch")
+            os.close(self.epoch_fd)
 
 
 class Nginx:
@@ -326,6 +344,20 @@ http {{
             jwtauthz_socket unix:{t}/absent.sock;
             proxy_pass http://127.0.0.1:{backend};
         }}
+        # The per-worker decision cache; every other location runs without it.
+        location /fakecached/ {{
+            jwtauthz_socket {Path(t).parent / "scripted.sock"};
+            jwtauthz_cache 100;
+            proxy_set_header X-Principal $jwtauthz_principal;
+            proxy_pass http://127.0.0.1:{backend};
+        }}
+        location /cached/ {{
+            jwtauthz_cache 1000 max_ttl=30s;
+            proxy_set_header X-Principal $jwtauthz_principal;
+            proxy_set_header X-Scope $jwtauthz_ctx_scope;
+            proxy_set_header X-Sub $jwtauthz_ctx_SUB;
+            proxy_pass http://127.0.0.1:{backend};
+        }}
         {"".join(loc)}
     }}
 
@@ -392,6 +424,16 @@ class Env:
 
     def get(self, path, token=None, **kw):
         return get(self.port, path, token, **kw)
+
+    def daemon_decisions(self):
+        """How many decisions the daemon has answered (all verdicts): what stays put while the
+        module's cache answers."""
+        reply = self.daemon.admin({"cmd": "stats"})
+        check(reply.get("ok") is True, f"stats failed: {reply}")
+        return sum(reply["requests"].values())
+
+    def epoch_path(self):
+        return Path(self.daemon.sock + ".epoch")
 
     def daemon_connections(self):
         """The daemon's count of accepted connections (this admin request's own included)."""
@@ -677,6 +719,16 @@ def bad_directives_fail_nginx_t(env):
         "jwtauthz_socket /" + "x" * 120 + ";": "not a Unix socket path",
         "jwtauthz_resource_prefix \"\";": "must not be empty",
         "jwtauthz_timeout 5x;": "invalid value",
+        "jwtauthz_cache 0;": "want \"off\" or a number",
+        "jwtauthz_cache 1000001;": "want \"off\" or a number",
+        "jwtauthz_cache lots;": "want \"off\" or a number",
+        "jwtauthz_cache 100 max_ttl=60;": "a time with its unit",
+        "jwtauthz_cache 100 max_ttl=0s;": "a time with its unit",
+        "jwtauthz_cache 100 max_ttl=2d;": "a time with its unit",
+        "jwtauthz_cache 100 max_size=1k;": "at least 64k",
+        "jwtauthz_cache 100 colour=blue;": "invalid parameter",
+        "jwtauthz_cache off max_ttl=1s;": "no parameters after",
+        "jwtauthz_cache 10; jwtauthz_cache 20;": "is duplicate",
     }
     for directive, msg in bad.items():
         d = Path(tempfile.mkdtemp(prefix="bad-", dir=env.tmp))
@@ -703,6 +755,240 @@ def access_log_names_verdict_and_reason_never_the_token(env):
     check(tok not in env.nginx.log() and tok not in text, "the token appears in nginx's logs")
 
 
+# ---- jwtauthz_cache (the module's per-worker decision cache; location /cached/) ----------------
+
+def cached_get(env, path, token, **kw):
+    """A request to the cached location, with what the daemon decided meanwhile."""
+    before = env.daemon_decisions()
+    st, h, body, took = env.get(path, token, **kw)
+    return st, h, body, env.daemon_decisions() - before
+
+
+def warm(env, path, token, want=200):
+    """Makes sure path with token is in the cache: its first answer comes from the daemon, the
+    next one from the cache (fails the case when it does not, so no later check passes for the
+    wrong reason)."""
+    st, h, body, _ = env.get(path, token)
+    check(st == want, f"warming {path}: want {want}, got {st}: {body}")
+    st2, h2, body2, asked = cached_get(env, path, token)
+    check(st2 == want and body2 == body, f"warm {path}: {st2} {body2!r} after {st} {body!r}")
+    check(asked == 0, f"warm {path}: the daemon was asked {asked} time(s): not cached")
+    return st, h, body
+
+
+@suite.case
+def cache_hit_answers_without_the_daemon_exactly_as_it_did(env):
+    tok = env.token()
+    st, h, body, asked = cached_get(env, "/cached/a", tok)
+    check(st == 200 and asked == 1, f"first request: {st} (daemon asked {asked}): {body}")
+    check("principal=user-123 scope=orders:read sub=user-123" in body, f"backend saw: {body}")
+    for i in range(10):
+        st2, h2, body2, asked = cached_get(env, "/cached/a", tok)
+        check(st2 == 200 and body2 == body, f"hit {i}: {st2} {body2!r}, want {body!r}")
+        check(asked == 0, f"hit {i}: the daemon was asked {asked} time(s)")
+    # DENY is cached too, with its challenge; another path is another key.
+    deny = env.token(scope="profile")
+    st, h, body, asked = cached_get(env, "/cached/a", deny)
+    check(st == 403 and asked == 1, f"DENY: {st} (daemon asked {asked}): {body}")
+    st2, h2, _, asked = cached_get(env, "/cached/a", deny)
+    check(st2 == 403 and asked == 0, f"DENY again: {st2} (daemon asked {asked})")
+    check(h2.get("www-authenticate") == h.get("www-authenticate") ==
+          'Bearer error="insufficient_scope"', f"challenge: {h2}")
+    st, _, _, asked = cached_get(env, "/cached/b", tok)
+    check(st == 200 and asked == 1, f"another path: {st} (daemon asked {asked})")
+    # Refusals are never cached: each one is the daemon's.
+    expired = env.token(exp_in=-600, iat_in=-900)
+    for _ in range(2):
+        st, h, _, asked = cached_get(env, "/cached/a", expired)
+        check(st == 401 and asked == 1, f"expired token: {st} (daemon asked {asked})")
+        check('error_description="token_expired"' in h.get("www-authenticate", ""), f"{h}")
+
+
+@suite.case
+def cache_admin_flush_sends_the_next_request_to_the_daemon(env):
+    tok = env.token(sub="flush-user")
+    warm(env, "/cached/flush", tok)
+    for cmd in ({"cmd": "flush"}, {"cmd": "flush", "principal": "someone-else"},
+                {"cmd": "flush", "token": "Bearer x.y.z"}):
+        reply = env.daemon.admin(cmd)
+        check(reply.get("ok") is True, f"{cmd}: {reply}")
+        # Any flush, of any scope: the cache is keyed by request, not by principal or token.
+        st, _, body, asked = cached_get(env, "/cached/flush", tok)
+        check(st == 200 and asked == 1, f"after {cmd}: {st}, daemon asked {asked}: {body}")
+        st, _, _, asked = cached_get(env, "/cached/flush", tok)
+        check(st == 200 and asked == 0, f"after {cmd}, again: {st}, daemon asked {asked}")
+
+
+@suite.case
+def cache_reload_turning_allow_into_deny_is_403_at_once(env):
+    tok = env.token()
+    warm(env, "/cached/reload/1", tok)
+    deny = {"resource": "arn:aws:execute-api:*:*:*/*/GET/cached/reload/*", "effect": "Deny"}
+    env.daemon.config["rules"] = RULES + [deny]
+    env.daemon.write_config(env.daemon.config)
+    try:
+        reply = env.daemon.admin({"cmd": "reload"})
+        check(reply.get("ok") is True, f"reload: {reply}")
+        st, _, body, asked = cached_get(env, "/cached/reload/1", tok)
+        check(st == 403 and asked == 1, f"after reload: want 403 from the daemon, got {st} "
+                                        f"(asked {asked}): {body}")
+    finally:
+        env.daemon.config["rules"] = list(RULES)
+        env.daemon.write_config(env.daemon.config)
+        env.daemon.admin({"cmd": "reload"})
+    # A SIGHUP reload counts the same: warm, reload by signal, the next one asks again.
+    warm(env, "/cached/reload/2", tok)
+    gen = env.daemon.admin({"cmd": "stats"})["generation"]
+    env.daemon.reload()
+    deadline = time.monotonic() + 10
+    while env.daemon.admin({"cmd": "stats"})["generation"] == gen:
+        check(time.monotonic() < deadline, "SIGHUP did not load a new generation")
+        time.sleep(0.02)
+    st, _, _, asked = cached_get(env, "/cached/reload/2", tok)
+    check(st == 200 and asked == 1, f"after SIGHUP: {st}, daemon asked {asked}")
+
+
+@suite.case
+def cache_never_outlives_the_token_exp(env):
+    exp = int(time.time()) + 3
+    tok = env.token(exp_in=None, claims={"exp": exp})
+    st, _, body, asked = cached_get(env, "/cached/exp", tok)
+    check(st == 200 and asked == 1, f"fresh token: {st} (asked {asked}): {body}")
+    st, _, _, asked = cached_get(env, "/cached/exp", tok)
+    check(st == 200 and asked == 0, f"before exp: {st}, daemon asked {asked}: not cached, the "
+                                    "test would prove nothing")
+    while time.time() < exp + 0.05:
+        time.sleep(0.02)
+    st, h, _, asked = cached_get(env, "/cached/exp", tok)
+    check(st == 401, f"right after exp: want 401, got {st} (daemon asked {asked})")
+    check('error_description="token_expired"' in h.get("www-authenticate", ""), f"{h}")
+
+
+@suite.case
+def cache_forged_token_of_the_same_length_is_401(env):
+    tok = env.token(sub="forge-target")
+    warm(env, "/cached/forge", tok)
+    for what in ("signature", "payload"):
+        forged = mint.tamper(tok, what)
+        if len(forged) != len(tok):
+            # Keep the length: flip one character of the part instead.
+            head, payload, sig = tok.split(".")
+            if what == "signature":
+                sig = ("A" if sig[0] != "A" else "B") + sig[1:]
+            else:
+                payload = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1]
+            forged = ".".join((head, payload, sig))
+        check(len(forged) == len(tok) and forged != tok, "forged token of another length")
+        st, _, body, asked = cached_get(env, "/cached/forge", forged)
+        check(st == 401 and asked == 1, f"forged {what}: want 401 from the daemon, got {st} "
+                                        f"(asked {asked}): {body}")
+    st, _, _, asked = cached_get(env, "/cached/forge", tok)
+    check(st == 200 and asked == 0, f"the real token after: {st}, daemon asked {asked}")
+
+
+@suite.case
+def cache_daemon_stopped_is_503_at_once_and_restart_recovers(env):
+    tok = env.token(sub="stop-user")
+    warm(env, "/cached/stop", tok)
+    check(env.epoch_path().exists(), "no epoch file while the daemon runs")
+    env.daemon.stop()
+    check(not env.epoch_path().exists(), "SIGTERM left the epoch file behind")
+    st, _, body, took = env.get("/cached/stop", tok)
+    check(st == 503, f"daemon stopped: want 503, got {st}: {body}")
+    check(took < QUICK_S, f"503 took {took:.2f}s")
+    env.daemon.start()
+    st, _, body, _ = env.get("/cached/stop", tok)
+    check(st == 200, f"daemon restarted: want 200, got {st}: {body}")
+    warm(env, "/cached/stop", tok)
+
+
+@suite.case
+def cache_daemon_killed_is_503_at_once_and_restart_recovers(env):
+    # SIGKILL bumps no epoch and unlinks nothing: the module sees the daemon's lock on the file
+    # go, which the kernel drops with the process.
+    tok = env.token(sub="kill-user")
+    warm(env, "/cached/kill", tok)
+    env.daemon.stop(signal.SIGKILL)
+    check(env.epoch_path().exists(), "the killed daemon's file should still be there")
+    st, _, body, took = env.get("/cached/kill", tok)
+    check(st == 503, f"daemon killed: want 503, got {st}: {body}")
+    check(took < QUICK_S, f"503 took {took:.2f}s")
+    env.daemon.start()  # takes the stale socket and the file over, with a new instance
+    st, _, body, asked = cached_get(env, "/cached/kill", tok)
+    check(st == 200 and asked == 1, f"restarted: {st}, daemon asked {asked}: {body}")
+    warm(env, "/cached/kill", tok)
+
+
+@suite.case
+def cache_ignores_an_epoch_file_that_is_not_ours(env):
+    tok = env.token(sub="tamper-user")
+    warm(env, "/cached/tamper", tok)
+    path = env.epoch_path()
+    with open(path, "r+b") as f:
+        original = f.read(16)
+        check(original == b"JWTAUTHZEPOCH1\0\0", f"magic: {original!r}")
+        f.seek(0)
+        f.write(b"NOTJWTAUTHZEPOCH")
+    try:
+        for i in range(3):
+            st, _, body, asked = cached_get(env, "/cached/tamper", tok)
+            check(st == 200 and asked == 1, f"request {i} with a foreign file: {st}, daemon "
+                                            f"asked {asked}: {body}")
+        st, _, _, asked = cached_get(env, "/cached/tamper", env.token(scope="profile"))
+        check(st == 403 and asked == 1, f"DENY with a foreign file: {st}, asked {asked}")
+    finally:
+        with open(path, "r+b") as f:
+            f.write(original)
+    warm(env, "/cached/tamper", tok)
+
+
+@suite.case
+def cache_keeps_only_allow_and_deny_with_a_ttl(env):
+    # A scripted daemon with an epoch file of its own: whatever it answers, only an ALLOW with
+    # status 200 or a DENY, each with a positive ttl, may be answered again without asking it.
+    fake = env.scripted
+    allow = {"verdict": "ALLOW", "status": 200, "principalId": "scripted", "ttl": 300}
+    cases = [
+        ("allow", allow, 200, 1),
+        ("deny", {"verdict": "DENY", "status": 403, "ttl": 300}, 403, 1),
+        ("unauthorized", {"verdict": "UNAUTHORIZED", "status": 401, "reason": "bad_signature",
+                          "ttl": 300}, 401, 2),
+        ("error", {"verdict": "ERROR", "status": 503, "reason": "no_keys", "ttl": 300}, 503, 2),
+        # A contradiction: the library refuses it as a bad reply (503), or the module does (500).
+        ("allow-500", dict(allow, status=500), (500, 503), 2),
+        ("allow-ttl0", dict(allow, ttl=0), 200, 2),
+        ("allow-no-ttl", {k: v for k, v in allow.items() if k != "ttl"}, 200, 2),
+    ]
+    for name, reply, want, asked_want in cases:
+        fake.reply = reply
+        before = len(fake.requests)
+        for _ in range(2):
+            st, _, body, _ = env.get(f"/fakecached/{name}", "anything")
+            check(st in (want if isinstance(want, tuple) else (want,)),
+                  f"{name}: want {want}, got {st}: {body}")
+        asked = len(fake.requests) - before
+        check(asked == asked_want, f"{name}: the daemon was asked {asked} time(s) for 2 "
+                                   f"requests, want {asked_want}")
+    # The epoch file is all it takes: moving it sends the next request to the daemon.
+    fake.reply = allow
+    before = len(fake.requests)
+    os.pwrite(fake.epoch_fd, struct.pack("=Q", 2), 24)
+    st, _, body, _ = env.get("/fakecached/allow", "anything")
+    check(st == 200 and len(fake.requests) - before == 1, f"after the epoch moved: {st}, asked "
+                                                          f"{len(fake.requests) - before}")
+
+
+@suite.case
+def cache_directive_taken_at_every_level(env):
+    d = Path(tempfile.mkdtemp(prefix="good-", dir=env.tmp))
+    n = Nginx(d, f"load_module {MODULE};\nerror_log stderr;\npid {d}/nginx.pid;\nevents {{}}\n"
+                 "http { jwtauthz_cache 100 max_ttl=500ms max_size=1m; server { listen "
+                 "127.0.0.1:1; jwtauthz_cache 1000000 max_ttl=1d; location / { jwtauthz_cache "
+                 "off; } location /x { jwtauthz_cache 5 max_size=64k max_ttl=1m; } } }\n")
+    r = n.test_config()
+    check(r.returncode == 0, f"nginx -t refused good jwtauthz_cache lines: {r.stderr}")
+
+
 def setup(env):
     env.tmp = Path(suite.stack.enter_context(tempfile.TemporaryDirectory(prefix="e2e-nginx-")))
     os.chmod(env.tmp, 0o755)
@@ -724,6 +1010,8 @@ def setup(env):
         fake = FakeDaemon(env.tmp / f"{name}.sock", mode, delay=SLOW_S)
         suite.stack.callback(fake.stop)
         env.fakes[name] = (fake, timeout)
+    env.scripted = FakeDaemon(env.tmp / "scripted.sock", "scripted", epoch=True)
+    suite.stack.callback(env.scripted.stop)
 
     env.port, backend = free_port(), free_port()
     # Run as root (CI containers), nginx would switch its workers to "nobody", who cannot reach
