@@ -19,11 +19,17 @@
 /* An admin reply (stats with every issuer's keys) is bounded like any reply. */
 #define ADMIN_REPLY_MAX_BYTES PROTO_MAX_REPLY_BYTES
 
+/* CONTRACT "Wire protocol (both sockets)": every reply has "verdict" and "status", admin replies
+ * included; "ok" says the same for the admin commands' own shape (ALLOW 200 or ERROR 500). */
 static void admin_begin(proto_msg_writer_t *w, int ok, const proto_admin_request_t *req)
 {
     proto_msg_gen_map_open(w);
     proto_msg_gen_key(w, "ok");
     proto_msg_gen_bool(w, ok);
+    proto_msg_gen_key(w, "verdict");
+    proto_msg_gen_str(w, ok ? PROTO_STR_LIT("ALLOW") : PROTO_STR_LIT("ERROR"));
+    proto_msg_gen_key(w, "status");
+    proto_msg_gen_int(w, ok ? 200 : 500);
     if (req && req->id_json) {
         proto_msg_gen_key(w, "id");
         proto_msg_gen_json(w, req->id_json);

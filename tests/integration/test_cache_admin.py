@@ -201,6 +201,18 @@ def admin_unknown_command_and_member_refused(c):
                 {"cmd": "refresh"}):
         r = c.d.admin(bad)
         check(r.get("ok") is False and isinstance(r.get("error"), str), f"{bad}: {r}")
+        check(r.get("verdict") == "ERROR" and r.get("status") == 500, f"{bad}: {r}")
+
+
+@suite.case
+def admin_replies_carry_verdict_and_status(c):
+    """CONTRACT, wire protocol of both sockets: every reply has "verdict" and "status"."""
+    for cmd in ({"cmd": "stats"}, {"cmd": "keys"}, {"cmd": "flush"}, {"cmd": "flush", "id": 7},
+                {"cmd": "refresh", "issuer": c.idp.issuer}):
+        r = c.d.admin(cmd)
+        check(r.get("ok") is True and r.get("verdict") == "ALLOW" and r.get("status") == 200,
+              f"{cmd}: {r}")
+        check(r.get("id") == cmd.get("id"), f"{cmd}: id not echoed: {r}")
 
 
 @suite.case
@@ -209,7 +221,8 @@ def decision_socket_does_not_take_admin_commands(c):
     check(r.get("verdict") == "ERROR", f"admin command on the decision socket: {r}")
     r = c.d.admin({"type": "TOKEN", "authorizationToken": "Bearer " + tok(c),
                    "methodArn": arn()})
-    check(r.get("ok") is False and "verdict" not in r, f"decision on the admin socket: {r}")
+    check(r.get("ok") is False and r.get("verdict") == "ERROR" and "principalId" not in r,
+          f"decision on the admin socket: {r}")
 
 
 @suite.case
