@@ -53,6 +53,20 @@ static void conf_scopes_parse(conf_ctx_t *c, const proto_json_t *obj, const char
     }
 }
 
+/* A claim's name as messages show it: bare while it is printable ASCII or UTF-8, else quoted with
+ * its control bytes escaped (conf_quote): a newline in a name must not forge a line of -t's
+ * output or of the log. Found by fuzz_config. */
+static const char *conf_claim_label(conf_ctx_t *c, proto_str_t key)
+{
+    for (size_t i = 0; i < key.len; i++) {
+        unsigned char b = (unsigned char)key.ptr[i];
+        if (b < 0x20 || b == 0x7f || b == '"' || b == '\\') {
+            return conf_quote(c, key);
+        }
+    }
+    return apr_pstrmemdup(c->scratch, key.ptr, key.len);
+}
+
 /* One claim requirement: "name": "value" or "name": ["value", ...] (any of them). */
 static int conf_claim_parse(conf_ctx_t *c, const proto_json_member_t *m, const char *where,
                             policy_claim_req_t *req)
@@ -65,8 +79,7 @@ static int conf_claim_parse(conf_ctx_t *c, const proto_json_member_t *m, const c
         return CONF_BAD;
     }
     req->name = proto_str_make(apr_pstrmemdup(c->pool, m->key.ptr, m->key.len), m->key.len);
-    name = apr_pstrcat(c->scratch, where, ".claims.",
-                       apr_pstrmemdup(c->scratch, m->key.ptr, m->key.len), NULL);
+    name = apr_pstrcat(c->scratch, where, ".claims.", conf_claim_label(c, m->key), NULL);
     if (v->type == PROTO_JSON_STRING) {
         req->values = apr_palloc(c->pool, sizeof(*req->values));
         req->nvalues = 1;

@@ -686,6 +686,10 @@ TEST(conf_rules_read_into_policy)
     CHECK(refused_with("{\"issuers\": [" ISSUER_OK "], \"rules\": [{\"resource\": \"*\", "
                        "\"claims\": {\"g\": []}}]}",
                        1, "rules[0].claims.g must be a string or a non-empty array of strings"));
+    /* A claim name with a newline is quoted and escaped: one message, one line (fuzz_config). */
+    CHECK(refused_with("{\"issuers\": [" ISSUER_OK "], \"rules\": [{\"resource\": \"*\", "
+                       "\"claims\": {\"a\\nb\": 1}}]}",
+                       1, "rules[0].claims.\"a\\x0ab\" must be a string"));
     CHECK(refused_with("{\"issuers\": [" ISSUER_OK "], \"rules\": [{\"scopes\": [\"a\"]}]}", 1,
                        "rules[0] has no \"resource\""));
     char *many = apr_pstrdup(root_pool, "{\"issuers\": [" ISSUER_OK "], \"rules\": [");
