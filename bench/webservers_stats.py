@@ -214,8 +214,12 @@ def report(work):
           "apache-none", 0, False)
     ratio("Apache: mod_auth_openidc / Apache with no auth", "apache-openidc-warm",
           "apache-none", 0, False)
-    ratio("nginx: jwtauthz, tokens cached / no auth (the target)", "nginx-jwtauthz-warm",
-          "nginx-none", NGINX_RATIO_MIN, True)
+    ratio("nginx: jwtauthz + jwtauthz_cache, tokens cached / no auth (the target)",
+          "nginx-jwtauthzcache-warm", "nginx-none", NGINX_RATIO_MIN, True)
+    ratio("nginx: the same, rotating from a cold cache", "nginx-jwtauthzcache-cold",
+          "nginx-none", NGINX_RATIO_MIN, False)
+    ratio("nginx: jwtauthz without jwtauthz_cache (every request asks the daemon), cached",
+          "nginx-jwtauthz-warm", "nginx-none", NGINX_RATIO_MIN, False)
     ratio("nginx: the same, rotating from a cold cache", "nginx-jwtauthz-cold", "nginx-none",
           NGINX_RATIO_MIN, False)
     # Companions that other load on the box disturbs less: the inverse ratio of the CPU a request
