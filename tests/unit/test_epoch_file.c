@@ -23,6 +23,7 @@
 #include "daemon/log.h"
 #include "harness.h"
 #include "proto/epoch.h"
+#include "test_unix_socket.h"
 
 static apr_pool_t *pool;
 static char tmpdir[] = "/tmp/jwtauthz-test-epoch-XXXXXX";
@@ -39,13 +40,9 @@ static const char *tmp_path(const char *name)
 /* A socket file at path with mode, as listen.c leaves one; returns its fd. */
 static int make_socket(const char *path, mode_t mode)
 {
-    struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = test_unix_bind(path);
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, mode) != 0) {
+    if (chmod(path, mode) != 0) {
         perror("make_socket");
         abort();
     }

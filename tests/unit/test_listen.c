@@ -21,6 +21,7 @@
 #include "daemon/log.h"
 #include "daemon/sdnotify.h"
 #include "harness.h"
+#include "test_unix_socket.h"
 
 static apr_pool_t *pool;
 static char tmpdir[] = "/tmp/jwtauthz-test-listen-XXXXXX";
@@ -43,14 +44,9 @@ static listen_spec_t spec_for(const char *path, const char *fdname)
 /* A plain listener at path, not made by listen.c: "another daemon". */
 static int raw_listener(const char *path, int do_listen)
 {
-    struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = test_unix_bind(path);
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        (do_listen && listen(fd, 8) != 0)) {
+    if (do_listen && listen(fd, 8) != 0) {
         perror("raw_listener");
         abort();
     }
