@@ -213,6 +213,44 @@ TEST(request_pair_names_equal_once_repaired_are_joined)
     proto_buf_free(&buf);
 }
 
+/* Repeats far apart and in mixed case are joined in their order of arrival, whatever the sort
+ * that groups them does; thousands of distinct names each stay their own member. */
+TEST(request_pairs_joined_in_order_of_arrival_among_many)
+{
+    enum { N = 3000 };
+    static proto_pair_t headers[N + 3];
+    static char names[N][16];
+    proto_decision_request_t in, out;
+    proto_buf_t buf;
+    proto_msg_error_t err;
+    proto_str_t v;
+    headers[0] = (proto_pair_t){S("X-Rep"), S("first"), NULL};
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(names[i], sizeof(names[i]), "h%d", N - i);
+        headers[i + 1] = (proto_pair_t){proto_str_make(names[i], (size_t)n), S("v"), NULL};
+    }
+    headers[N + 1] = (proto_pair_t){S("x-REP"), S("second"), NULL};
+    headers[N + 2] = (proto_pair_t){S("x-rep"), S("third"), NULL};
+    memset(&in, 0, sizeof(in));
+    in.type = PROTO_REQ_REQUEST;
+    in.method_arn = S("arn:x");
+    in.headers = headers;
+    in.header_count = N + 3;
+    proto_buf_init(&buf, 1u << 20, 1);
+    CHECK(proto_msg_request_encode(&buf, 1u << 20, &in, &err) == PROTO_MSG_OK);
+    proto_str_t b = body_of(&buf);
+    CHECK(proto_msg_request_decode(b.ptr, b.len, &alloc, &out, &err) == PROTO_MSG_OK);
+    CHECK(out.header_count == N + 1);
+    CHECK(proto_pairs_find_ci(out.headers, out.header_count, S("x-rep"), &v) == 1);
+    CHECK(str_is(v, "first, second, third"));
+    CHECK(proto_pairs_find_ci(out.headers, out.header_count, S("H1"), &v) == 1);
+    CHECK(proto_pairs_find_ci(out.headers, out.header_count, S("h3000"), &v) == 1);
+    /* The first member written is the first to arrive. */
+    static const char head[] = "\"headers\":{\"X-Rep\":\"first, second, third\",\"h3000\":";
+    CHECK(memmem(b.ptr, b.len, head, sizeof(head) - 1) != NULL);
+    proto_buf_free(&buf);
+}
+
 TEST(request_encode_refuses_nul_or_bad_utf8_in_method_arn)
 {
     proto_decision_request_t in;
@@ -733,6 +771,7 @@ int main(void)
     RUN(request_header_bytes_not_utf8_sent_as_replacement);
     RUN(request_joined_header_bytes_not_utf8_sent_as_replacement);
     RUN(request_pair_names_equal_once_repaired_are_joined);
+    RUN(request_pairs_joined_in_order_of_arrival_among_many);
     RUN(request_encode_refuses_nul_or_bad_utf8_in_method_arn);
     RUN(request_encode_past_cap_leaves_buffer_as_it_was);
     RUN(request_decode_api_gateway_event_with_nulls_and_extras);
